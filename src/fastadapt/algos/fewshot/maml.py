@@ -1,0 +1,428 @@
+"""MAML and its gradient-based relatives for few-shot supervised learning.
+
+- ``maml``: Model-Agnostic Meta-Learning (Finn, Abbeel & Levine 2017), second order by default, any number
+  of inner steps, optionally learned per-step (per-layer) inner learning rates and the multi-step loss of
+  "How to train your MAML" (Antoniou, Edwards & Storkey 2019, LSLR and MSL).
+- ``fomaml``: first-order MAML (same paper, sec. 5.2): inner gradients are treated as constants.
+- ``metasgd``: Meta-SGD (Li, Zhou, Chen & Li 2017): one learned learning rate per parameter (and step).
+- ``anil``: Almost No Inner Loop (Raghu, Raghu, Bengio & Vinyals 2020): only the head adapts.
+
+All four are the same learner with different defaults, registered under their own names. The inner loop of
+a whole meta-batch runs at once with ``torch.func`` (:mod:`fastadapt.ops.functional`), and ordinary
+autograd through it gives the exact second-order meta-gradient.
+
+Evaluation (``evaluate``) on held-out tasks reports, for every shot ``K`` and number of adaptation steps
+``k``, the mean query loss (MSE for regression) of the meta-learned initialisation next to two baselines
+fine-tuned with the same number of plain SGD steps: ``pretrained`` (one network trained jointly on all
+meta-training tasks, on the same data stream) and ``random-init`` (a freshly initialised network). The
+baselines' fine-tuning rate is chosen per cell on separate validation tasks from ``eval.finetune_lrs``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from fastadapt.core.config import Section
+from fastadapt.core.errors import ConfigError, NumericError
+from fastadapt.core.registry import register_algo
+from fastadapt.core.seeding import get_state, set_state, torch_gen
+from fastadapt.core.types import FewShotEpisode, Row
+from fastadapt.nn.mlp import MLP
+from fastadapt.ops import functional as F
+
+
+def _as_list(v: Any) -> Any:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return [v]
+    return v
+
+
+class MAMLConfig(Section):
+    """The ``algo:`` section of ``maml`` (and ``fomaml``/``metasgd``/``anil``) configs."""
+
+    hidden: list[int] = Field(default_factory=lambda: [40, 40], description="MLP widths (regression)")
+    activation: Literal["relu", "tanh", "elu", "gelu", "silu"] = "relu"
+    inner_steps: int = Field(1, ge=1, le=100, description="inner SGD steps during meta-training")
+    inner_lr: float = Field(0.01, gt=0, description="inner learning rate (initial value if learned)")
+    learn_inner_lr: bool = Field(False, description="meta-learn the inner learning rates")
+    lr_granularity: Literal["scalar", "layer", "parameter"] = Field(
+        "scalar", description="one learned rate per step (scalar), per tensor (layer) or per weight (Meta-SGD)"
+    )
+    per_step_lr: bool = Field(True, description="a separate learned rate for every inner step")
+    first_order: bool = Field(False, description="first-order MAML (drop second derivatives)")
+    adapt: Literal["all", "head"] = Field("all", description="parameters adapted in the inner loop (head = ANIL)")
+    multi_step_loss: bool = Field(
+        False, description="meta-loss = mean of the query losses after every inner step (MAML++ MSL)"
+    )
+    meta_lr: float = Field(1e-3, gt=0)
+    meta_batch: int = Field(25, ge=1, le=100_000)
+    grad_clip: float | None = Field(None, gt=0, description="clip the meta-gradient norm")
+    vectorize: Literal["vmap", "loop"] = Field("vmap", description="meta-batch inner loop: vmap or task loop")
+    pretrain_baseline: bool = Field(
+        True, description="also train the joint-training ('pretrained') baseline on the same task stream"
+    )
+    pretrain_lr: float = Field(1e-3, gt=0)
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _hidden_list(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden_pos(cls, v: list[int]) -> list[int]:
+        if any(h < 1 for h in v):
+            raise ValueError(f"hidden widths must be >= 1, got {v}")
+        return v
+
+
+class FOMAMLConfig(MAMLConfig):
+    """``fomaml``: MAML with ``first_order: true`` by default."""
+
+    first_order: bool = True
+
+
+class MetaSGDConfig(MAMLConfig):
+    """``metasgd``: learned per-parameter inner rates (Li et al. 2017)."""
+
+    learn_inner_lr: bool = True
+    lr_granularity: Literal["scalar", "layer", "parameter"] = "parameter"
+    per_step_lr: bool = True
+
+
+class ANILConfig(MAMLConfig):
+    """``anil``: only the last layer adapts (Raghu et al. 2020)."""
+
+    adapt: Literal["all", "head"] = "head"
+
+
+class MAMLEvalConfig(Section):
+    """The ``eval:`` section: meta-test protocol for gradient-based few-shot learners."""
+
+    tasks: int = Field(1000, ge=1, le=1_000_000, description="held-out test tasks per cell")
+    adapt_steps: list[int] = Field(default_factory=lambda: [0, 1, 10], description="adaptation steps to report")
+    shots: list[int] | None = Field(None, description="support sizes K (default: the task's shot)")
+    query: int | None = Field(None, ge=1, description="query points per task (default: the task's query)")
+    baselines: list[Literal["pretrained", "random-init"]] = Field(
+        default_factory=lambda: ["pretrained", "random-init"]
+    )
+    finetune_lrs: list[float] = Field(
+        default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1],
+        description="baselines' SGD rates; the best on validation tasks is used per cell",
+    )
+    val_tasks: int = Field(200, ge=1, description="validation tasks used to pick the baselines' rate")
+    chunk: int = Field(250, ge=1, description="tasks adapted at once (memory bound)")
+
+    @field_validator("adapt_steps", "shots", "finetune_lrs", "baselines", mode="before")
+    @classmethod
+    def _wrap(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [v]
+        return _as_list(v)
+
+    @field_validator("adapt_steps")
+    @classmethod
+    def _steps(cls, v: list[int]) -> list[int]:
+        if not v or any(s < 0 for s in v):
+            raise ValueError(f"adapt_steps must be a non-empty list of integers >= 0, got {v}")
+        return v
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(s < 1 for s in v)):
+            raise ValueError(f"shots must be integers >= 1, got {v}")
+        return v
+
+    @field_validator("finetune_lrs")
+    @classmethod
+    def _lrs(cls, v: list[float]) -> list[float]:
+        if not v or any(not (x > 0) for x in v):
+            raise ValueError(f"finetune_lrs must be positive, got {v}")
+        return v
+
+
+def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of one task: ``pred, y: [points, 1]`` -> scalar."""
+    return ((pred - y) ** 2).mean()
+
+
+def _mse_per_task(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``pred, y: [tasks, points, 1]`` -> ``[tasks]``."""
+    return ((pred - y) ** 2).flatten(1).mean(1)
+
+
+class MAMLLearner:
+    """Gradient-based meta-learner (MAML / FOMAML / Meta-SGD / ANIL) on a few-shot regression task family.
+
+    ``task`` is a task-family object such as :class:`fastadapt.tasks.fewshot.sinusoid.SinusoidTasks`
+    (``kind == "regression"``, ``in_dim``, ``out_dim``, ``shot``, ``query``, ``episodes(n, generator)``,
+    ``split_episodes(n, seed, split, shot, query)``).
+    """
+
+    key_metric = "loss"
+
+    def __init__(self, cfg: MAMLConfig, task: Any, seed: int, name: str = "maml") -> None:
+        kind = getattr(task, "kind", None)
+        if kind != "regression":
+            raise ConfigError(
+                f"task: {name} supports regression task families here (got {type(task).__name__}); "
+                "classification is handled by the few-shot classification learner"
+            )
+        self.cfg = cfg
+        self.task = task
+        self.seed = int(seed)
+        self.name = name
+        self.model = self._new_model(torch_gen(seed, name, "init"))
+        all_names = [n for n, _ in self.model.named_parameters()]
+        if cfg.adapt == "head":
+            last = all_names[-2:] if len(all_names) >= 2 else all_names
+            self.fast_names = last
+        else:
+            self.fast_names = all_names
+        fast = F.params_of(self.model, self.fast_names)
+        self.inner_lrs: dict[str, torch.Tensor] = {}
+        if cfg.learn_inner_lr:
+            self.inner_lrs = F.init_inner_lrs(
+                fast, cfg.inner_steps, cfg.inner_lr, cfg.lr_granularity, cfg.per_step_lr, requires_grad=True
+            )
+        meta_params = list(self.model.parameters()) + list(self.inner_lrs.values())
+        self.opt = torch.optim.Adam(meta_params, lr=cfg.meta_lr)
+        self.pretrained: nn.Module | None = None
+        self.pre_opt: torch.optim.Optimizer | None = None
+        if cfg.pretrain_baseline:
+            self.pretrained = self._new_model(torch_gen(seed, name, "pretrained-init"))
+            self.pre_opt = torch.optim.Adam(self.pretrained.parameters(), lr=cfg.pretrain_lr)
+        self.gen = torch_gen(seed, name, "train-tasks")
+        self.examples = 0
+        self.iterations = 0
+
+    # -------------------------------------------------------------------------------- pieces
+    def _new_model(self, gen: torch.Generator) -> nn.Module:
+        return MLP(self.task.in_dim, self.task.out_dim, tuple(self.cfg.hidden), self.cfg.activation, generator=gen)
+
+    def lr_spec(self) -> F.LRSpec:
+        """The inner learning rates as :mod:`fastadapt.ops.functional` expects them."""
+        if not self.inner_lrs:
+            return float(self.cfg.inner_lr)
+        return F.expand_scalar_lrs(self.inner_lrs, self.fast_names)
+
+    def _split(self) -> tuple[F.Params, F.Params]:
+        allp = F.params_of(self.model)
+        fast = {k: allp[k] for k in self.fast_names}
+        frozen = {k: v for k, v in allp.items() if k not in fast}
+        return fast, frozen
+
+    def adapt_batch(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int, trajectory: bool = False
+    ) -> F.Params | list[F.Params]:
+        """Adapted fast weights ``{name: [tasks, *shape]}`` after ``steps`` inner steps on the support sets."""
+        fast, frozen = self._split()
+        return F.adapt(
+            self.model, fast, support_x, support_y, _mse, steps, self.lr_spec(),
+            first_order=self.cfg.first_order, frozen=frozen, trajectory=trajectory, mode=self.cfg.vectorize,
+        )
+
+    # ------------------------------------------------------------------------------ training
+    def train_step(self, iteration: int) -> dict[str, float]:
+        """One meta-update on a fresh meta-batch; ``loss`` is the post-adaptation query MSE."""
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        ep, _, _ = self.task.episodes(cfg.meta_batch, self.gen)
+        _, frozen = self._split()
+        traj = self.adapt_batch(ep.support_x, ep.support_y, cfg.inner_steps, trajectory=True)
+        assert isinstance(traj, list)
+        steps_for_loss = range(1, len(traj)) if cfg.multi_step_loss else [len(traj) - 1]
+        losses = []
+        for s in steps_for_loss:
+            pred = F.forward_batched(self.model, traj[s], ep.query_x, frozen)
+            losses.append(_mse_per_task(pred, ep.query_y).mean())
+        meta_loss = torch.stack(losses).mean()
+        final = losses[-1].detach()
+        if not torch.isfinite(meta_loss):
+            raise NumericError("meta-loss", iteration)
+        self.opt.zero_grad(set_to_none=True)
+        meta_loss.backward()
+        gnorm = self._clip()
+        self.opt.step()
+        metrics = {"loss": float(final), "meta_loss": float(meta_loss.detach()), "grad_norm": gnorm}
+        if self.pretrained is not None and self.pre_opt is not None:
+            x = torch.cat([ep.support_x, ep.query_x], 1)
+            y = torch.cat([ep.support_y, ep.query_y], 1)
+            pl = _mse_per_task(self.pretrained(x), y).mean()
+            self.pre_opt.zero_grad(set_to_none=True)
+            pl.backward()
+            self.pre_opt.step()
+            metrics["pretrained_loss"] = float(pl.detach())
+        self.examples += cfg.meta_batch * (ep.support_x.shape[1] + ep.query_x.shape[1])
+        self.iterations += 1
+        metrics["examples"] = float(self.examples)
+        if self.inner_lrs:
+            metrics["inner_lr_mean"] = float(torch.cat([v.detach().flatten() for v in self.inner_lrs.values()]).mean())
+        metrics["step_s"] = time.perf_counter() - t0
+        for k, v in metrics.items():
+            if not math.isfinite(v):
+                raise NumericError(k, iteration)
+        return metrics
+
+    def _clip(self) -> float:
+        params = [p for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
+        if self.cfg.grad_clip is not None:
+            return float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+        return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+
+    # ------------------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, learned rates, optimizers, the task-stream generator and counters."""
+        state: dict[str, Any] = {
+            "model": dict(self.model.state_dict()),
+            "inner_lrs": {k: v.detach().clone() for k, v in self.inner_lrs.items()},
+            "optimizer": self.opt.state_dict(),
+            "generator": get_state(self.gen),
+            "examples": self.examples,
+            "iterations": self.iterations,
+        }
+        if self.pretrained is not None and self.pre_opt is not None:
+            state["pretrained"] = dict(self.pretrained.state_dict())
+            state["pretrained_optimizer"] = self.pre_opt.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (raises CheckpointError-compatible KeyErrors upward)."""
+        from fastadapt.core.errors import CheckpointError
+
+        try:
+            self.model.load_state_dict(state["model"])
+            with torch.no_grad():
+                if set(state["inner_lrs"]) != set(self.inner_lrs):
+                    raise CheckpointError(
+                        f"inner_lrs: checkpoint has {sorted(state['inner_lrs'])}, config expects "
+                        f"{sorted(self.inner_lrs)}"
+                    )
+                for k, v in state["inner_lrs"].items():
+                    self.inner_lrs[k].copy_(v)
+            self.opt.load_state_dict(state["optimizer"])
+            set_state(self.gen, state["generator"])
+            self.examples = int(state["examples"])
+            self.iterations = int(state["iterations"])
+            if self.pretrained is not None and self.pre_opt is not None:
+                self.pretrained.load_state_dict(state["pretrained"])
+                self.pre_opt.load_state_dict(state["pretrained_optimizer"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{self.name} state: {e}") from None
+
+    # ------------------------------------------------------------------------------ evaluation
+    def evaluate(self, cfg: MAMLEvalConfig | None, seed: int) -> list[Row]:
+        """Meta-test on held-out tasks: rows ``{method, setting: {shot, adapt_steps}, mean, se, n}``.
+
+        ``mean`` is the query MSE averaged over ``cfg.tasks`` test tasks (split ``"test"``, seed ``seed``)
+        and ``se`` its standard error. Baselines' fine-tuning rates are picked on ``"val"`` tasks.
+        """
+        cfg = cfg or MAMLEvalConfig()
+        shots = cfg.shots or [int(self.task.shot)]
+        query = cfg.query or int(self.task.query)
+        steps_list = sorted(set(int(s) for s in cfg.adapt_steps))
+        max_steps = max(steps_list)
+        rows: list[Row] = []
+        fast, frozen = self._split()
+        for shot in shots:
+            test, _, _ = self.task.split_episodes(cfg.tasks, seed, "test", shot=shot, query=query)
+            per_step = self._curve(self.model, fast, frozen, self.lr_spec(), test, max_steps, cfg.chunk)
+            for k in steps_list:
+                rows.append(self._row(self.name, shot, k, per_step[k], {}))
+            baselines: list[tuple[str, nn.Module]] = []
+            if "pretrained" in cfg.baselines:
+                if self.pretrained is None:
+                    raise ConfigError("eval.baselines: 'pretrained' needs algo.pretrain_baseline: true")
+                baselines.append(("pretrained", self.pretrained))
+            if "random-init" in cfg.baselines:
+                baselines.append(("random-init", self._new_model(torch_gen(seed, self.name, "random-init"))))
+            if not baselines:
+                continue
+            val, _, _ = self.task.split_episodes(cfg.val_tasks, seed, "val", shot=shot, query=query)
+            for method, net in baselines:
+                p = F.params_of(net)
+                val_curves = {
+                    lr: self._curve(net, p, {}, lr, val, max_steps, cfg.chunk).mean(1) for lr in cfg.finetune_lrs
+                }
+                test_curves: dict[float, torch.Tensor] = {}
+                for k in steps_list:
+                    best = min(cfg.finetune_lrs, key=lambda lr: float(val_curves[lr][k]))
+                    if best not in test_curves:
+                        test_curves[best] = self._curve(net, p, {}, best, test, max_steps, cfg.chunk)
+                    rows.append(self._row(method, shot, k, test_curves[best][k], {"finetune_lr": best}))
+        return rows
+
+    @staticmethod
+    def _row(method: str, shot: int, k: int, errs: torch.Tensor, extra: dict[str, Any]) -> Row:
+        n = int(errs.numel())
+        mean = float(errs.mean())
+        se = float(errs.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+        return Row(method, {"shot": int(shot), "adapt_steps": int(k)}, mean, se, n, dict(extra))
+
+    @staticmethod
+    def _curve(
+        model: nn.Module,
+        fast: F.Params,
+        frozen: F.Params,
+        lrs: F.LRSpec,
+        ep: FewShotEpisode,
+        max_steps: int,
+        chunk: int,
+    ) -> torch.Tensor:
+        """Per-task query MSE after ``0..max_steps`` steps: ``[steps+1, tasks]``."""
+        fast = {k: v.detach() for k, v in fast.items()}
+        frozen = {k: v.detach() for k, v in frozen.items()}
+        if not isinstance(lrs, float):
+            lrs = (
+                lrs.detach() if isinstance(lrs, torch.Tensor) else {k: v.detach() for k, v in lrs.items()}
+            )
+        out = []
+        with torch.no_grad():
+            for i in range(0, ep.num_tasks, chunk):
+                sx, sy = ep.support_x[i : i + chunk], ep.support_y[i : i + chunk]
+                qx, qy = ep.query_x[i : i + chunk], ep.query_y[i : i + chunk]
+                traj = F.adapt_vmap(model, fast, sx, sy, _mse, max_steps, lrs, frozen=frozen, trajectory=True)
+                assert isinstance(traj, list)
+                out.append(
+                    torch.stack([_mse_per_task(F.forward_batched(model, p, qx, frozen), qy) for p in traj])
+                )
+        return torch.cat(out, 1)
+
+
+def _builder(name: str) -> Callable[[MAMLConfig, Any, int], MAMLLearner]:
+    def build(cfg: MAMLConfig, task: Any, seed: int) -> MAMLLearner:
+        return MAMLLearner(cfg, task, seed, name=name)
+
+    return build
+
+
+@register_algo("maml", family="fewshot", config=MAMLConfig, eval_config=MAMLEvalConfig)
+def build_maml(cfg: MAMLConfig, task: Any, seed: int) -> MAMLLearner:
+    """MAML (Finn et al. 2017): second-order, multi-step, optional learned per-step inner rates."""
+    return MAMLLearner(cfg, task, seed, name="maml")
+
+
+@register_algo("fomaml", family="fewshot", config=FOMAMLConfig, eval_config=MAMLEvalConfig)
+def build_fomaml(cfg: FOMAMLConfig, task: Any, seed: int) -> MAMLLearner:
+    """First-order MAML (Finn et al. 2017, sec. 5.2)."""
+    return MAMLLearner(cfg, task, seed, name="fomaml")
+
+
+@register_algo("metasgd", family="fewshot", config=MetaSGDConfig, eval_config=MAMLEvalConfig)
+def build_metasgd(cfg: MetaSGDConfig, task: Any, seed: int) -> MAMLLearner:
+    """Meta-SGD (Li et al. 2017): meta-learned per-parameter inner learning rates."""
+    return MAMLLearner(cfg, task, seed, name="metasgd")
+
+
+@register_algo("anil", family="fewshot", config=ANILConfig, eval_config=MAMLEvalConfig)
+def build_anil(cfg: ANILConfig, task: Any, seed: int) -> MAMLLearner:
+    """ANIL (Raghu et al. 2020): MAML adapting only the head."""
+    return MAMLLearner(cfg, task, seed, name="anil")

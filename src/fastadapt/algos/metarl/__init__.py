@@ -1,0 +1,1 @@
+"""Meta-reinforcement-learning algorithms (family "metarl"): RL², SNAIL, ..."""

@@ -1,0 +1,1 @@
+"""Types, protocols, seeding, registry and errors shared by every other layer."""

@@ -1,0 +1,1 @@
+"""Meta-test protocol helpers, metrics, reports (markdown + JSON) and plots."""

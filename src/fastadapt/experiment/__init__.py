@@ -1,0 +1,1 @@
+"""Typed configs, the training loop, checkpoints, run directories and benchmark running."""

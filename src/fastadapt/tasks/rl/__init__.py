@@ -1,0 +1,1 @@
+"""Meta-RL task families (bandits, tabular MDPs, 2D navigation, gridworld, CartPole, MuJoCo, Meta-World)."""
