@@ -54,11 +54,12 @@ def _rows_table(rows: list, title: str) -> Table:
 def quickstart(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/quickstart-<time>)."),
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars."),
+    smoke: bool = typer.Option(False, "--smoke", help="Tiny budgets: checks the pipeline in seconds (numbers meaningless)."),
 ) -> None:
     """Meta-train and meta-test a small complete job (a few minutes on 2 cores); print a table, write plots."""
     from fastadapt.experiment.quickstart import run_quickstart
 
-    run_quickstart(out, quiet=quiet, console=out_console)
+    run_quickstart(out, quiet=quiet, console=out_console, smoke=smoke)
 
 
 @app.command("list")

@@ -63,3 +63,18 @@ def test_functional_call_vmap_matches_per_task_loop() -> None:
         g_t = grad(loss)({k: v[t] for k, v in per_task.items()}, x[t], y[t])
         for k in params:
             assert torch.allclose(g_vmap[k][t], g_t[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_pool_before_relu_equals_the_paper_order_and_channels_last_matches() -> None:
+    net = Conv4(bn="running", generator=gen(5))
+    x = torch.randn(8, 1, 28, 28, generator=gen(6))
+    net.eval()
+    # the paper's order: conv, BN, ReLU, max-pool
+    paper = x
+    mods = list(net.body)
+    for i in range(0, len(mods), 4):
+        conv, bn, pool, relu = mods[i : i + 4]
+        paper = pool(relu(bn(conv(paper))))
+    assert torch.allclose(net(x), paper.flatten(1), atol=1e-6)
+    cl = Conv4(bn="running", generator=gen(5), channels_last=True).eval()
+    assert torch.allclose(net(x), cl(x), atol=1e-5)

@@ -45,11 +45,15 @@ def _fmt(r: Row | None) -> str:
     return f"{r.mean:.3f}{se}"
 
 
-def sinusoid_part(out: Path, quiet: bool, console: Console) -> tuple[list[Row], bool]:
+SMOKE_TRAIN = ["train.iterations=3", "train.checkpoint_every=3"]
+
+
+def sinusoid_part(out: Path, quiet: bool, console: Console, smoke: bool = False) -> tuple[list[Row], bool]:
     run_dir = out / SINUSOID_CONFIG
     console.rule("[bold]Part 1: MAML on 10-shot sinusoid regression")
-    train(SINUSOID_CONFIG, out=run_dir, quiet=quiet, console=Console(stderr=True))
-    rows = evaluate(run_dir, ["eval.adapt_steps=[0,1,2,3,5,10]"])
+    train(SINUSOID_CONFIG, SMOKE_TRAIN if smoke else [], out=run_dir, quiet=quiet, console=Console(stderr=True))
+    evals = ["eval.adapt_steps=[0,1,2,3,5,10]"] + (["eval.tasks=20"] if smoke else [])
+    rows = evaluate(run_dir, evals)
     steps = sorted({int(r.setting["adapt_steps"]) for r in rows})
     methods = [m for m in ("maml", "pretrained", "random-init") if any(r.method == m for r in rows)]
     table = Table(title="query MSE on held-out sinusoid tasks (lower is better; mean ± s.e. over tasks)")
@@ -72,14 +76,15 @@ def sinusoid_part(out: Path, quiet: bool, console: Console) -> tuple[list[Row], 
     return rows, ok
 
 
-def bandit_part(out: Path, quiet: bool, console: Console) -> list[Row]:
+def bandit_part(out: Path, quiet: bool, console: Console, smoke: bool = False) -> list[Row]:
     console.rule("[bold]Part 2: RL² on 5-armed Bernoulli bandits, 10 pulls")
     run_dir = out / BANDIT_CONFIG
-    train(BANDIT_CONFIG, out=run_dir, quiet=quiet, console=Console(stderr=True))
-    rl2_rows = evaluate(run_dir, [])
+    train(BANDIT_CONFIG, SMOKE_TRAIN if smoke else [], out=run_dir, quiet=quiet, console=Console(stderr=True))
+    rl2_rows = evaluate(run_dir, ["eval.trials=200"] if smoke else [])
+    trials = 200 if smoke else 20000
     base_rows, _ = bench(
         "bandits",
-        ["arms=5", "pulls=10", "trials=20000", "methods=[random,ucb1,thompson,bayes_optimal]"],
+        ["arms=5", "pulls=10", f"trials={trials}", "methods=[random,ucb1,thompson,bayes_optimal]"],
         out=out / "bandit-baselines", quiet=True, console=Console(stderr=True),
     )
     rows = [r for r in base_rows] + [r for r in rl2_rows if r.setting.get("arms") == 5 and r.setting.get("pulls") == 10]
@@ -93,16 +98,18 @@ def bandit_part(out: Path, quiet: bool, console: Console) -> list[Row]:
     return rows
 
 
-def run_quickstart(out: Path | None, *, quiet: bool = False, console: Console | None = None) -> Path:
+def run_quickstart(
+    out: Path | None, *, quiet: bool = False, console: Console | None = None, smoke: bool = False
+) -> Path:
     console = console or Console()
     catalog.load_all()
     if out is None:
         out = Path("runs") / f"quickstart-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    rows, ok = sinusoid_part(out, quiet, console)
+    rows, ok = sinusoid_part(out, quiet, console, smoke)
     all_rows = list(rows)
     if "rl2" in ALGOS and BANDIT_CONFIG in shipped_config_names() and "bandits" in BENCHMARKS:
-        all_rows += bandit_part(out, quiet, console)
+        all_rows += bandit_part(out, quiet, console, smoke)
     write_results(out, all_rows, title="fastadapt quickstart", meta={"maml_beats_baselines": ok})
     console.print(f"results: {out / 'results.json'}")
     return out

@@ -154,6 +154,10 @@ def train(
 
     start_state = None
     start_iter, wall_offset = 0, 0.0
+    if resume and (not run_dir.exists() or not any(run_dir.iterdir())):
+        # killed before anything was written: nothing to resume, start the run
+        console.print(f"--resume: {run_dir} holds no run yet; starting it from iteration 0")
+        resume = False
     if resume:
         saved = run_dir / "config.yaml"
         if not saved.is_file():

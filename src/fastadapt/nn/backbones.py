@@ -3,6 +3,10 @@
 - :class:`Conv4`: the 4-block convolutional network of Vinyals et al. (2016), Finn et al. (2017, MAML) and
   Snell et al. (2017, Prototypical Networks): 4 x [conv 3x3 (64 channels, padding 1), batch norm, ReLU,
   max-pool 2]. On ``[.., 1, 28, 28]`` Omniglot images the output is ``[.., 64]`` (28 -> 14 -> 7 -> 3 -> 1).
+  Each block applies the max-pool *before* the ReLU: ``relu(maxpool(a)) == maxpool(relu(a))`` exactly
+  (ReLU is monotone), and the ReLU then touches 4x fewer values (measured ~10-20% faster on this CPU).
+  ``channels_last=True`` stores the conv weights and feeds the input in channels-last memory format
+  (same values; measured ~1.4x faster training on the 2-core CPU with 360 28x28 images).
 - :class:`ResNetSmall`: a small residual network in the style of ResNet-12 (Oreshkin et al. 2018, TADAM;
   Lee et al. 2019, MetaOptNet) with narrower widths for CPUs: blocks of 3 x [conv 3x3, BN, LeakyReLU 0.1]
   with a 1x1 shortcut, each followed by max-pool 2.
@@ -82,11 +86,15 @@ class _Backbone(nn.Module):
 
     body: nn.Module
     flatten: bool
+    channels_last: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [*lead, C, H, W]`` -> ``[*lead, features]`` (``[*lead, C', H', W']`` if not flatten)."""
         lead = x.shape[:-3]
-        y = self.body(x.reshape(-1, *x.shape[-3:]))
+        x = x.reshape(-1, *x.shape[-3:])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.body(x)
         if self.flatten:
             return y.reshape(*lead, -1)
         return y.reshape(*lead, *y.shape[1:])
@@ -117,6 +125,8 @@ class Conv4(_Backbone):
         bn: batch-norm mode (module docstring).
         flatten: flatten the final feature map into a vector.
         generator: initialisation randomness.
+        channels_last: use channels-last memory format (faster convolutions on CPU; same results up to
+            float rounding).
 
     ``x: [*lead, in_channels, H, W] -> [*lead, hidden * H' * W']``; with 28x28 inputs and 4 pools that is
     ``[*lead, 64]``.
@@ -131,20 +141,25 @@ class Conv4(_Backbone):
         bn: BNMode = "batch",
         flatten: bool = True,
         generator: torch.Generator | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         pool = blocks if pool is None else pool
         layers: list[nn.Module] = []
         c = in_channels
         for i in range(blocks):
-            layers += [nn.Conv2d(c, hidden, 3, padding=1), batch_norm(hidden, bn), nn.ReLU()]
+            layers += [nn.Conv2d(c, hidden, 3, padding=1), batch_norm(hidden, bn)]
             if i < pool:
                 layers.append(nn.MaxPool2d(2))
+            layers.append(nn.ReLU())
             c = hidden
         self.body = nn.Sequential(*layers)
         self.flatten = flatten
         self.hidden = hidden
         reset_parameters_(self, default_generator(generator))
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
 
 class _ResBlock(nn.Module):
@@ -183,6 +198,7 @@ class ResNetSmall(_Backbone):
         bn: BNMode = "batch",
         flatten: bool = True,
         generator: torch.Generator | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
@@ -193,6 +209,9 @@ class ResNetSmall(_Backbone):
         self.body = nn.Sequential(*blocks)
         self.flatten = flatten
         reset_parameters_(self, default_generator(generator))
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
 
 def make_backbone(
@@ -201,14 +220,15 @@ def make_backbone(
     hidden: int = 64,
     bn: BNMode = "batch",
     generator: torch.Generator | None = None,
+    channels_last: bool = False,
 ) -> _Backbone:
     """``"conv4"`` -> :class:`Conv4` (``hidden`` channels); ``"resnet"`` -> :class:`ResNetSmall` with widths
     ``(hidden/2, hidden, 1.5 hidden, 2 hidden)``."""
     if name == "conv4":
-        return Conv4(in_channels, hidden, bn=bn, generator=generator)
+        return Conv4(in_channels, hidden, bn=bn, generator=generator, channels_last=channels_last)
     if name == "resnet":
         widths = (hidden // 2, hidden, (3 * hidden) // 2, 2 * hidden)
-        return ResNetSmall(in_channels, widths, bn=bn, generator=generator)
+        return ResNetSmall(in_channels, widths, bn=bn, generator=generator, channels_last=channels_last)
     raise ValueError(f"backbone: unknown {name!r}; allowed: conv4, resnet")
 
 

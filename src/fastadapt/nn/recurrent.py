@@ -57,6 +57,9 @@ class RecurrentActorCritic(nn.Module):
             function has its own GRU over the same inputs (state_size = 2 * hidden), so the value loss
             cannot disturb the policy's memory.
         head_hidden: hidden widths of the MLP heads on top of the GRU (empty: linear heads).
+        critic_extra_dim: extra features given to the value GRU only (``critic_extra: [B, F]`` or
+            ``[B, T, F]``), e.g. privileged task parameters for an asymmetric critic (Pinto et al. 2018);
+            requires ``shared=False``. The policy never sees them.
         generator: initialisation randomness (``None``: a generator seeded with 0).
 
     Inputs are built by :meth:`make_input`; ``in_dim = obs_dim + n_actions + 2``.
@@ -72,6 +75,7 @@ class RecurrentActorCritic(nn.Module):
         *,
         shared: bool = False,
         head_hidden: tuple[int, ...] = (),
+        critic_extra_dim: int = 0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -81,7 +85,10 @@ class RecurrentActorCritic(nn.Module):
             raise ValueError(f"n_actions must be >= 1, got {n_actions}")
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
+        if critic_extra_dim < 0 or (critic_extra_dim and shared):
+            raise ValueError("critic_extra_dim must be >= 0 and needs shared=False")
         gen = default_generator(generator)
+        self.critic_extra_dim = int(critic_extra_dim)
         self.obs_dim = int(obs_dim)
         self.n_actions = int(n_actions)
         self.hidden = int(hidden)
@@ -89,7 +96,9 @@ class RecurrentActorCritic(nn.Module):
         self.in_dim = self.obs_dim + self.n_actions + 2
         self.actor_gru = _init_gru(nn.GRU(self.in_dim, hidden, batch_first=True), gen)
         self.critic_gru = (
-            None if shared else _init_gru(nn.GRU(self.in_dim, hidden, batch_first=True), gen)
+            None
+            if shared
+            else _init_gru(nn.GRU(self.in_dim + self.critic_extra_dim, hidden, batch_first=True), gen)
         )
         if head_hidden:
             self.pi_head: nn.Module = MLP(hidden, n_actions, head_hidden, "tanh", 0.01, gen)
@@ -152,16 +161,34 @@ class RecurrentActorCritic(nn.Module):
     def _join(self, ha: torch.Tensor, hc: torch.Tensor | None) -> torch.Tensor:
         return ha if hc is None else torch.cat([ha, hc], dim=-1)
 
+    def _critic_input(self, x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        if self.critic_extra_dim == 0:
+            if extra is not None:
+                raise ValueError("critic_extra given but the model has critic_extra_dim=0")
+            return x
+        if extra is None:
+            raise ValueError(f"critic_extra: expected [B, {self.critic_extra_dim}] or [B, T, ...]")
+        if extra.dim() == 2:
+            extra = extra.unsqueeze(1).expand(x.shape[0], x.shape[1], extra.shape[-1])
+        if extra.shape != (*x.shape[:2], self.critic_extra_dim):
+            raise ValueError(
+                f"critic_extra: expected [{x.shape[0]}, ({x.shape[1]},) {self.critic_extra_dim}], "
+                f"got {tuple(extra.shape)}"
+            )
+        return torch.cat([x, extra.to(x.dtype)], dim=-1)
+
     def _run(
-        self, x: torch.Tensor, h: torch.Tensor
+        self, x: torch.Tensor, h: torch.Tensor, extra: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ha, hc = self._split(h)
         ya, ha2 = self.actor_gru(x, ha.unsqueeze(0).contiguous())
         if self.critic_gru is None:
+            if extra is not None:
+                raise ValueError("critic_extra needs a separate critic (shared=False)")
             yc, hc2 = ya, None
         else:
             assert hc is not None
-            yc, hc2_ = self.critic_gru(x, hc.unsqueeze(0).contiguous())
+            yc, hc2_ = self.critic_gru(self._critic_input(x, extra), hc.unsqueeze(0).contiguous())
             hc2 = hc2_.squeeze(0)
         logits = self.pi_head(ya)
         value = self.v_head(yc).squeeze(-1)
@@ -172,6 +199,7 @@ class RecurrentActorCritic(nn.Module):
         x: torch.Tensor,
         h0: torch.Tensor | None = None,
         trial_start: torch.Tensor | None = None,
+        critic_extra: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run whole sequences.
 
@@ -180,6 +208,7 @@ class RecurrentActorCritic(nn.Module):
             h0: state before the first step ``[B, state_size]`` (default: zeros, a fresh trial).
             trial_start: optional ``[B, T]`` bool; where true, the state is reset to zeros *before* that
                 step (a new trial begins). Episode boundaries inside a trial must NOT be marked.
+            critic_extra: value-GRU-only features ``[B, F]`` or ``[B, T, F]`` (see ``critic_extra_dim``).
 
         Returns:
             ``(logits [B, T, n_actions], value [B, T], h_T [B, state_size])``.
@@ -188,8 +217,10 @@ class RecurrentActorCritic(nn.Module):
             raise ValueError(f"x: expected [B, T, {self.in_dim}], got {tuple(x.shape)}")
         b, t = x.shape[0], x.shape[1]
         h = self.initial_state(b) if h0 is None else h0
+        if critic_extra is not None and critic_extra.dim() == 2:
+            critic_extra = critic_extra.unsqueeze(1).expand(b, t, critic_extra.shape[-1])
         if trial_start is None:
-            return self._run(x, h)
+            return self._run(x, h, critic_extra)
         if trial_start.shape != (b, t):
             raise ValueError(f"trial_start: expected shape {(b, t)}, got {tuple(trial_start.shape)}")
         # split the sequence at every time index where some row starts a new trial
@@ -198,19 +229,37 @@ class RecurrentActorCritic(nn.Module):
         logits_parts, value_parts = [], []
         for lo, hi in zip(cuts[:-1], cuts[1:]):
             h = h * (~starts[:, lo]).to(h.dtype).unsqueeze(-1)
-            lg, v, h = self._run(x[:, lo:hi], h)
+            ex = None if critic_extra is None else critic_extra[:, lo:hi]
+            lg, v, h = self._run(x[:, lo:hi], h, ex)
             logits_parts.append(lg)
             value_parts.append(v)
         return torch.cat(logits_parts, dim=1), torch.cat(value_parts, dim=1), h
 
     def step(
-        self, x: torch.Tensor, h: torch.Tensor
+        self, x: torch.Tensor, h: torch.Tensor, critic_extra: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One time step: ``x: [B, in_dim], h: [B, state_size] -> (logits [B, A], value [B], h')``."""
+        """One time step: ``x: [B, in_dim], h: [B, state_size] -> (logits [B, A], value [B], h')``.
+
+        ``critic_extra: [B, F]`` when the model has ``critic_extra_dim = F``.
+        """
         if x.dim() != 2 or x.shape[-1] != self.in_dim:
             raise ValueError(f"x: expected [B, {self.in_dim}], got {tuple(x.shape)}")
-        logits, value, h2 = self._run(x.unsqueeze(1), h)
+        logits, value, h2 = self._run(x.unsqueeze(1), h, critic_extra)
         return logits.squeeze(1), value.squeeze(1), h2
+
+    def policy_step(self, x: torch.Tensor, h_actor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actor only (acting without the value function, e.g. at meta-test time or during collection
+        when values are computed afterwards with :meth:`forward`).
+
+        ``x: [B, in_dim], h_actor: [B, hidden] -> (logits [B, A], h_actor' [B, hidden])``; the actor state
+        is the first ``hidden`` columns of the full state (all of it when ``shared``).
+        """
+        if x.dim() != 2 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"x: expected [B, {self.in_dim}], got {tuple(x.shape)}")
+        if h_actor.dim() != 2 or h_actor.shape[1] != self.hidden:
+            raise ValueError(f"h_actor: expected [B, {self.hidden}], got {tuple(h_actor.shape)}")
+        y, h2 = self.actor_gru(x.unsqueeze(1), h_actor.unsqueeze(0).contiguous())
+        return self.pi_head(y.squeeze(1)), h2.squeeze(0)
 
     # ------------------------------------------------------------------ distribution API (pure)
     def _logits(self, out: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -222,7 +271,7 @@ class RecurrentActorCritic(nn.Module):
         """Actions ``[...]`` (int64) by the Gumbel-max trick with uniforms from ``generator``."""
         logits = self._logits(out).detach()
         u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
-        gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+        gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
         return torch.argmax(logits + gumbel, dim=-1)
 
     def log_prob(self, out: tuple[torch.Tensor, ...], actions: torch.Tensor) -> torch.Tensor:

@@ -124,7 +124,8 @@ def init_inner_lrs(
     s = steps if per_step else 1
     out: dict[str, torch.Tensor] = {}
     if granularity == "scalar":
-        out["*"] = torch.full((s,), float(init)).requires_grad_(requires_grad)
+        dtype = next(iter(params.values())).dtype if params else torch.get_default_dtype()
+        out["*"] = torch.full((s,), float(init), dtype=dtype).requires_grad_(requires_grad)
         return out
     for name, p in params.items():
         if granularity == "layer":

@@ -123,7 +123,7 @@ def env_horizon(env: Any) -> int:
     spec = getattr(env, "spec", None)
     if spec is not None and spec.max_episode_steps:
         return int(spec.max_episode_steps)
-    for attr in ("horizon", "max_episode_steps", "_max_episode_steps", "max_path_length"):
+    for attr in ("horizon", "max_episode_steps", "episode_steps", "_max_episode_steps", "max_path_length"):
         value = getattr(env.unwrapped, attr, None)
         if isinstance(value, int) and value > 0:
             return value
@@ -361,8 +361,9 @@ def _worker_main(conn: Connection, collector: ChunkCollector, index: int) -> Non
                 )
                 send_message(conn, {"ok": True}, result)
             except Exception as exc:  # noqa: BLE001 - forwarded to the parent
-                send_message(conn, {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                                    "env_error": isinstance(exc, EnvError)})
+                is_env = isinstance(exc, EnvError)
+                send_message(conn, {"ok": False, "error": str(exc) if is_env else f"{type(exc).__name__}: {exc}",
+                                    "env_error": is_env})
     finally:
         collector.close()
         conn.close()
@@ -440,6 +441,8 @@ class ProcessSampler:
         self.chunk_size = chunk_size
         self.max_restarts = int(max_restarts)
         self.timeout_s = timeout_s
+        if horizon is None and isinstance(getattr(envs, "max_episode_steps", None), int):
+            horizon = int(envs.max_episode_steps)
         self.collector = ChunkCollector(self.env_fn, policy, horizon, deterministic, info_keys)
         self.restarts: list[dict[str, Any]] = []
         self._ctx = mp.get_context("fork")

@@ -91,6 +91,8 @@ class RaySampler:
         self.num_envs = int(num_envs)
         self.num_workers = int(num_workers)
         self.chunk_size = chunk_size
+        if horizon is None and isinstance(getattr(envs, "max_episode_steps", None), int):
+            horizon = int(envs.max_episode_steps)
         self.horizon = horizon
         self.deterministic = deterministic
         self.info_keys = tuple(info_keys)

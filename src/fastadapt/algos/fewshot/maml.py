@@ -21,8 +21,6 @@ baselines' fine-tuning rate is chosen per cell on separate validation tasks from
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -233,7 +231,6 @@ class MAMLLearner:
     # ------------------------------------------------------------------------------ training
     def train_step(self, iteration: int) -> dict[str, float]:
         """One meta-update on a fresh meta-batch; ``loss`` is the post-adaptation query MSE."""
-        t0 = time.perf_counter()
         cfg = self.cfg
         ep, _, _ = self.task.episodes(cfg.meta_batch, self.gen)
         _, frozen = self._split()
@@ -266,7 +263,6 @@ class MAMLLearner:
         metrics["examples"] = float(self.examples)
         if self.inner_lrs:
             metrics["inner_lr_mean"] = float(torch.cat([v.detach().flatten() for v in self.inner_lrs.values()]).mean())
-        metrics["step_s"] = time.perf_counter() - t0
         for k, v in metrics.items():
             if not math.isfinite(v):
                 raise NumericError(k, iteration)
@@ -395,13 +391,6 @@ class MAMLLearner:
                     torch.stack([_mse_per_task(F.forward_batched(model, p, qx, frozen), qy) for p in traj])
                 )
         return torch.cat(out, 1)
-
-
-def _builder(name: str) -> Callable[[MAMLConfig, Any, int], MAMLLearner]:
-    def build(cfg: MAMLConfig, task: Any, seed: int) -> MAMLLearner:
-        return MAMLLearner(cfg, task, seed, name=name)
-
-    return build
 
 
 @register_algo("maml", family="fewshot", config=MAMLConfig, eval_config=MAMLEvalConfig)

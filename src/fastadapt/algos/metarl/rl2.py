@@ -61,6 +61,17 @@ class RL2Config(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     target_kl: float | None = Field(None, gt=0, description="stop the epochs early above this KL")
     normalize_returns: bool = Field(True, description="value head predicts normalised returns")
+    critic_task_info: bool = Field(
+        False,
+        description="asymmetric critic: the value GRU also sees the true task parameters (privileged, "
+        "training only; the policy never sees them). Not in Duan et al. 2016.",
+    )
+    learning_reward: Literal["observed", "expected"] = Field(
+        "observed",
+        description="'expected': returns use the env's info['expected_reward'] (E[r | task, action]) instead "
+        "of the sampled reward (unbiased, lower variance; privileged, training only). The agent always "
+        "observes the sampled reward. Not in Duan et al. 2016.",
+    )
     adv_norm: Literal["batch", "per_step", "none"] = "batch"
 
 
@@ -192,11 +203,17 @@ class RL2:
         if not isinstance(self.env.action_space, gym.spaces.Discrete):
             raise ConfigError("task: RL² here supports Discrete action spaces only")
         self.n_actions = int(self.env.action_space.n)
+        extra_dim = 0
+        if cfg.critic_task_info:
+            if cfg.shared:
+                raise ConfigError("algo.critic_task_info needs algo.shared=false (a separate value GRU)")
+            extra_dim = int(self._task_features_dim(task))
         self.model = RecurrentActorCritic(
             self.obs_dim,
             self.n_actions,
             cfg.hidden,
             shared=cfg.shared,
+            critic_extra_dim=extra_dim,
             generator=torch_gen(self.seed, "rl2-init"),
         )
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
@@ -207,12 +224,29 @@ class RL2:
         self.iterations_done = 0
 
     # ------------------------------------------------------------------ helpers
+    def _task_features_dim(self, task: Any) -> int:
+        probe = task.batched_env(1, 1)
+        probe.set_tasks(task.sample(1, 0, "train"))
+        return int(self._task_features(probe).shape[1])
+
     def _obs(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B, 1, *obs_shape]`` from the env -> ``[B, obs_dim]``."""
         obs = obs[:, 0]
         if self._obs_onehot is not None:
             return torch.nn.functional.one_hot(obs.long().reshape(-1), self._obs_onehot).float()
         return obs.reshape(obs.shape[0], -1).float()
+
+    def _task_features(self, env: Any) -> torch.Tensor:
+        """Privileged task parameters ``[B, F]`` for the asymmetric critic: ``env.task_features()`` if the
+        env offers it, else the bandit arm means ``env.means``."""
+        if hasattr(env, "task_features"):
+            f = env.task_features()
+        elif hasattr(env, "means"):
+            f = env.means
+        else:
+            raise ConfigError("algo.critic_task_info: the task's env exposes no task_features() or means")
+        f = torch.as_tensor(f).float()
+        return f.reshape(f.shape[0], -1)
 
     def _check_finite(self, name: str, t: torch.Tensor) -> None:
         if not bool(torch.isfinite(t).all()):
@@ -228,27 +262,30 @@ class RL2:
         greedy: bool = False,
         record: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """Play one trial per task (all trials at once).
+        """Play one trial per task, all trials at once (one batched env step + one batched GRU step per
+        time step); the GRU state carries across the episodes of a trial and starts from zeros.
 
-        Returns ``x [B, T, in_dim]`` (network inputs), ``actions, log_probs, values, rewards [B, T]`` and
-        ``dones [B, T]`` (1 at the last step of each episode), with ``T = episodes * horizon``.
+        Returns ``rewards [B, T]`` and, if ``record``, ``x [B, T, in_dim]`` (network inputs), ``actions,
+        log_probs, values, dones [B, T]`` (dones = 1 at the last step of each episode), ``expected [B, T]``
+        (the env's ``info["expected_reward"]`` if it reports it) and ``task_features [B, F]`` (if the
+        critic uses them), with ``T = episodes * horizon``.
         """
         model = self.model
         env.set_tasks(tasks)
         b = len(tasks)
-        h = model.initial_state(b)
+        h = torch.zeros(b, model.hidden)
         prev_a = torch.zeros(b, dtype=torch.long)
         prev_r = torch.zeros(b)
         prev_d = torch.zeros(b)
         first = torch.ones(b, dtype=torch.bool)
-        xs, acts, logps, vals, rews, dones = [], [], [], [], [], []
+        xs, acts, logps, rews, dones, expected = [], [], [], [], [], []
         for ep in range(self.episodes):
             obs = env.reset(seed=int(env_seed + ep))
             for t in range(self.horizon):
                 x = model.make_input(self._obs(obs), prev_a, prev_r, prev_d, first)
-                logits, value, h = model.step(x, h)
+                logits, h = model.policy_step(x, h)
                 a = model.mode((logits,)) if greedy else model.sample((logits,), gen)
-                obs, r, term, trunc, _ = env.step(a.view(b, 1))
+                obs, r, term, trunc, info = env.step(a.view(b, 1))
                 r = r[:, 0].float()
                 done = (term | trunc)[:, 0]
                 last = t == self.horizon - 1
@@ -263,8 +300,9 @@ class RL2:
                     xs.append(x)
                     acts.append(a)
                     logps.append(model.log_prob((logits,), a))
-                    vals.append(value)
                     dones.append(done.float())
+                    if isinstance(info, dict) and "expected_reward" in info:
+                        expected.append(torch.as_tensor(info["expected_reward"])[:, 0].float())
                 rews.append(r)
                 prev_a, prev_r, prev_d = a, r, done.float()
                 first = torch.zeros(b, dtype=torch.bool)
@@ -274,9 +312,14 @@ class RL2:
                 x=torch.stack(xs, 1),
                 actions=torch.stack(acts, 1),
                 log_probs=torch.stack(logps, 1),
-                values=torch.stack(vals, 1),
                 dones=torch.stack(dones, 1),
             )
+            if expected:
+                out["expected"] = torch.stack(expected, 1)
+            feats = self._task_features(env) if self.cfg.critic_task_info else None
+            if feats is not None:
+                out["task_features"] = feats
+            out["values"] = model(out["x"], critic_extra=feats)[1]
         return out
 
     # ------------------------------------------------------------------ training
@@ -294,12 +337,17 @@ class RL2:
         batch = self.rollout(self.env, tasks, env_seed, self.gen)
         rewards = batch["rewards"]
         self._check_finite("reward", rewards)
+        signal = rewards
+        if cfg.learning_reward == "expected":
+            if "expected" not in batch:
+                raise ConfigError("algo.learning_reward=expected: the env reports no info['expected_reward']")
+            signal = batch["expected"]
         b, t = rewards.shape
 
         # value predictions are normalised; unnormalise for GAE
         scale, shift = (self.ret_stats.std, self.ret_stats.mean) if cfg.normalize_returns else (1.0, 0.0)
         values = batch["values"] * scale + shift
-        adv, ret = gae_trial(rewards, values, cfg.gamma, cfg.gae_lambda)
+        adv, ret = gae_trial(signal, values, cfg.gamma, cfg.gae_lambda)
         if cfg.normalize_returns:
             self.ret_stats.update(ret)
             scale, shift = self.ret_stats.std, self.ret_stats.mean
@@ -310,6 +358,7 @@ class RL2:
             adv = (adv - adv.mean(0, keepdim=True)) / (adv.std(0, keepdim=True) + 1e-8)
 
         x, actions, old_logp = batch["x"], batch["actions"], batch["log_probs"]
+        feats = batch.get("task_features")
         mb = max(1, b // cfg.minibatches)
         kls, clips, ents, vls = [], [], [], []
         stop = False
@@ -317,7 +366,7 @@ class RL2:
             perm = torch.randperm(b, generator=self.gen)
             for k in range(cfg.minibatches):
                 idx = perm[k * mb : (k + 1) * mb] if k < cfg.minibatches - 1 else perm[k * mb :]
-                logits, v, _ = self.model(x[idx])
+                logits, v, _ = self.model(x[idx], critic_extra=None if feats is None else feats[idx])
                 out = (logits,)
                 logp = self.model.log_prob(out, actions[idx])
                 ratio = torch.exp(logp - old_logp[idx])

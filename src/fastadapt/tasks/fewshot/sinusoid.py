@@ -73,9 +73,9 @@ class SinusoidTasks:
         """``n`` tasks of ``split`` (``train``/``val``/``test``), reproducible from ``seed``."""
         self._check_split(split)
         rng = np_rng(seed, "sinusoid-tasks", split)
-        a = rng.uniform(*self.cfg.amplitude, size=n)
-        p = rng.uniform(*self.cfg.phase, size=n)
-        return [SinusoidTask(float(ai), float(pi)) for ai, pi in zip(a, p)]
+        u = rng.random((n, 2))  # row i = task i, so the first m tasks do not depend on n
+        (alo, ahi), (plo, phi) = self.cfg.amplitude, self.cfg.phase
+        return [SinusoidTask(float(alo + (ahi - alo) * a), float(plo + (phi - plo) * p)) for a, p in u]
 
     def function(self, x: torch.Tensor, amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """``x: [tasks, points, 1]``, ``amplitude, phase: [tasks]`` -> ``y: [tasks, points, 1]``."""

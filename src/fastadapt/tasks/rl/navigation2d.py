@@ -390,7 +390,8 @@ class Navigation2DBatchedEnv:
         m = self.max_action
         self.state = self.state + torch.clamp(actions.to(torch.float32), -m, m)
         d = self.state - self.goals
-        dist = (d * d).sum(-1).sqrt()
+        # float32 sqrt is not always correctly rounded in this torch build; via float64 it is (== numpy)
+        dist = (d * d).sum(-1).double().sqrt().float()
         if self.sparse:
             reward = torch.where(dist <= self.goal_radius, 1.0 - dist, torch.zeros_like(dist))
         else:

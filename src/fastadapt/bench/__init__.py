@@ -1,0 +1,1 @@
+"""Benchmarks run by ``fastadapt bench NAME`` (each module registers itself with ``@register_benchmark``)."""

@@ -1,0 +1,78 @@
+"""Meta-World ML1 through metaworld's own benchmark objects: train and test goals differ, success info."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from fastadapt.core.errors import ConfigError, EnvError
+from fastadapt.core.registry import TASKS
+
+pytestmark = pytest.mark.metaworld
+pytest.importorskip("metaworld")
+
+from gymnasium.utils.env_checker import check_env  # noqa: E402
+
+import fastadapt.tasks.rl.metaworld  # noqa: E402,F401  (registers the task)
+
+
+@pytest.fixture(scope="module")
+def dist() -> object:
+    entry = TASKS.get("metaworld")
+    assert entry.family == "metarl"
+    return entry.build(entry.config(benchmark="ML1", env_name="reach-v3", benchmark_seed=0, horizon=20))
+
+
+def test_check_env(dist: object) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(dist.make_env().unwrapped, skip_render_check=True)
+
+
+def test_train_and_test_goals_differ(dist: object) -> None:
+    train, test = dist.split_tasks("train"), dist.split_tasks("test")
+    assert len(train) == 50 and len(test) == 50
+    env = dist.make_env().unwrapped
+
+    def goals(tasks: list[dict]) -> np.ndarray:
+        out = []
+        for t in tasks[:10]:
+            env.reset(seed=0, options={"task": t})
+            out.append(env.goal())
+        return np.array(out)
+
+    g_train, g_test = goals(train), goals(test)
+    assert len({tuple(np.round(g, 6)) for g in g_train}) == 10  # 10 different goals
+    dists = np.linalg.norm(g_train[:, None] - g_test[None], axis=-1)
+    assert dists.min() > 1e-6  # no meta-test goal is a meta-train goal
+    # the benchmark object's own splits agree
+    bench = dist.benchmark()
+    assert bench.train_tasks[0].data != bench.test_tasks[0].data
+
+
+def test_episode_success_and_horizon(dist: object) -> None:
+    from fastadapt.nn.policies import GaussianMLPPolicy
+    from fastadapt.samplers import ProcessSampler
+    from fastadapt.tasks.rl.metaworld import episode_success
+
+    tasks = dist.sample(2, seed=0, split="test")
+    assert all(t["split"] == "test" for t in tasks)
+    policy = GaussianMLPPolicy(39, 4, hidden=(8,))
+    b = ProcessSampler(dist, policy, num_envs=1, num_workers=0, info_keys=("success",)).sample(tasks, None, 0)
+    assert b.rewards.shape == (2, 1, 20) and b.infos["success"].shape == (2, 1, 20)
+    s = episode_success(b)
+    assert s.shape == (2, 1) and ((s == 0) | (s == 1)).all()
+    assert torch.isfinite(b.rewards).all()
+
+
+def test_bad_references(dist: object) -> None:
+    env = dist.make_env().unwrapped
+    with pytest.raises(EnvError):
+        env.reset(options={"task": {"env_name": "push-v3", "split": "train", "index": 0}})
+    with pytest.raises(EnvError):
+        env.reset(options={"task": {"env_name": "reach-v3", "split": "train", "index": 50}})
+    with pytest.raises(ConfigError):
+        dist.sample(1, seed=0, split="valid")
