@@ -137,7 +137,7 @@ def test_maml_learns_quickly_and_beats_baselines_after_one_step() -> None:
     """A short run (~200 meta-updates): adapted MAML already beats both baselines after one step."""
     torch.set_num_threads(1)
     task = _task(shot=10, query=10)
-    cfg = MAMLConfig(meta_batch=10, inner_steps=1, learn_inner_lr=True, lr_granularity="layer", meta_lr=3e-3)
+    cfg = MAMLConfig(meta_batch=10, inner_steps=1, learn_inner_lr=True, lr_granularity="layer", lr=3e-3)
     lr = MAMLLearner(cfg, task, seed=0)
     for i in range(200):
         lr.train_step(i)

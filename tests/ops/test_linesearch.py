@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fastadapt.nn.policies import CategoricalMLPPolicy
-from fastadapt.ops.cg import conjugate_gradient, flat_grad, hessian_vector_product
+from fastadapt.ops.cg import conjugate_gradient, flat_grad, flatten, hessian_vector_product, set_flat_
 from fastadapt.ops.linesearch import backtracking_line_search, trust_region_step_size
 from fastadapt.ops.surrogates import importance_sampled_loss
 
@@ -59,17 +59,17 @@ def test_trpo_step_respects_max_kl(max_kl: float) -> None:
     fvp = hessian_vector_product(kl, params, damping=1e-3)
     direction = conjugate_gradient(fvp, -grad, iters=10)
     full_step = trust_region_step_size(direction, fvp(direction), max_kl) * direction
-    flat = torch.nn.utils.parameters_to_vector(params).detach()
+    flat = flatten([p.detach() for p in params])
 
     def evaluate(cand: torch.Tensor) -> tuple[float, float]:
-        torch.nn.utils.vector_to_parameters(cand, params)
+        set_flat_(params, cand)
         with torch.no_grad():
             l2, k2 = loss_kl()
         return float(l2), float(k2)
 
     res = backtracking_line_search(evaluate, flat, full_step, float(loss.detach()), max_kl,
                                    expected_improve=float(-(grad @ full_step).detach()), accept_ratio=0.1)
-    torch.nn.utils.vector_to_parameters(res.params, params)
+    set_flat_(params, res.params)
     assert res.accepted
     with torch.no_grad():
         l_new, kl_new = loss_kl()

@@ -76,3 +76,19 @@ def test_bad_references(dist: object) -> None:
         env.reset(options={"task": {"env_name": "reach-v3", "split": "train", "index": 50}})
     with pytest.raises(ConfigError):
         dist.sample(1, seed=0, split="valid")
+
+
+@pytest.mark.slow
+def test_ml10_meta_test_tasks_are_held_out_envs() -> None:
+    """ML10 (~30 s to build here): 10 meta-train env classes, 5 different meta-test ones."""
+    from fastadapt.tasks.rl.metaworld import MetaWorldTasks
+
+    dist = MetaWorldTasks(benchmark="ML10", horizon=5)
+    train, test = dist.env_names("train"), dist.env_names("test")
+    assert len(train) == 10 and len(test) == 5 and not set(train) & set(test)
+    assert len(dist.split_tasks("train")) == 500 and len(dist.split_tasks("test")) == 250
+    env = dist.make_env().unwrapped
+    task = dist.sample(1, seed=0, split="test")[0]
+    env.reset(seed=0, options={"task": task})
+    _, r, _, _, info = env.step(np.zeros(4, np.float32))
+    assert np.isfinite(r) and info["success"] in (0.0, 1.0) and env.task["env_name"] in test

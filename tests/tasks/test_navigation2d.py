@@ -73,7 +73,7 @@ def test_batched_matches_single_env(sparse: bool) -> None:
             for e in range(E):
                 o, r, te, tr, _ = singles[t][e].step(a[t, e].numpy())
                 assert np.array_equal(bobs[t, e].numpy(), o)
-                assert float(brew[t, e]) == r
+                assert float(brew[t, e]) == pytest.approx(r, abs=1e-6)  # float32 sqrt rounding
                 assert bool(bterm[t, e]) == te and bool(btrunc[t, e]) == tr
     assert btrunc.all()
 

@@ -31,6 +31,7 @@ trials (split "test"); the RL² paper tuned on its evaluation trials.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -153,6 +154,20 @@ class BayesOptimalBandit:
 
 
 # ---------------------------------------------------------------------------------------- policies
+#: largest trial length for which the Gittins table (all (s, f) with s + f <= n, DP truncated at n) is built
+GITTINS_MAX_PULLS = 150
+
+
+@functools.lru_cache(maxsize=16)
+def _gittins_table_cached(pulls: int, gamma: float) -> np.ndarray:
+    if pulls > GITTINS_MAX_PULLS:
+        raise NotComputable(
+            f"Gittins index table for n={pulls} needs {(pulls + 1) * (pulls + 2) // 2} calibrations with a "
+            f"depth-{pulls} DP each (limit n <= {GITTINS_MAX_PULLS}); not computed"
+        )
+    return gittins_table(pulls, gamma, horizon=max(pulls, 1))
+
+
 Chooser = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -203,7 +218,7 @@ def _make_chooser(
         return ots
     if method == "gittins":
         gamma = float(param if param is not None else 0.99)
-        table = gittins_table(pulls, gamma, horizon=max(pulls, 1))
+        table = _gittins_table_cached(pulls, gamma)
 
         def gittins(t: int, s: np.ndarray, m: np.ndarray) -> np.ndarray:
             si = s.astype(np.int64)
@@ -310,6 +325,8 @@ def evaluate_bandit_method(
             if mean_v > best:
                 best, param = mean_v, float(v)
         tuned = {name: int(param) if name == "samples" else param}  # type: ignore[arg-type]
+    if method == "gittins" and pulls > GITTINS_MAX_PULLS:
+        _gittins_table_cached(pulls, 0.9)  # raises NotComputable before any tuning work
     if method == "bayes_optimal":
         bo = BayesOptimalBandit(arms, pulls)
         extra["exact_value"] = bo.value

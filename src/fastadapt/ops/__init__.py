@@ -23,6 +23,7 @@ from fastadapt.ops.cg import (
     flat_grad,
     flatten,
     hessian_vector_product,
+    set_flat_,
     unflatten,
 )
 from fastadapt.ops.kl import categorical_kl, diag_gaussian_kl, sample_kl
@@ -61,6 +62,7 @@ __all__ = [
     "ppo_clip_loss",
     "predict_linear_baseline",
     "sample_kl",
+    "set_flat_",
     "td_targets",
     "trust_region_step_size",
     "unflatten",

@@ -30,6 +30,14 @@ def unflatten(vector: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.
     return out
 
 
+def set_flat_(params: Sequence[torch.Tensor], vector: torch.Tensor) -> None:
+    """Copy a flat ``[P]`` vector into ``params`` in place (keeps each parameter's own storage, unlike
+    ``torch.nn.utils.vector_to_parameters``, so results do not depend on memory layout)."""
+    with torch.no_grad():
+        for p, v in zip(params, unflatten(vector, params)):
+            p.copy_(v)
+
+
 def flat_grad(
     output: torch.Tensor,
     params: Sequence[torch.Tensor],
@@ -115,5 +123,6 @@ __all__ = [
     "flat_grad",
     "flatten",
     "hessian_vector_product",
+    "set_flat_",
     "unflatten",
 ]

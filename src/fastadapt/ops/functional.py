@@ -155,6 +155,10 @@ def sgd_update(
     return {k: p - lr_at(lrs, step, k) * grads[k] for k, p in params.items()}
 
 
+def _first_order_at(step: int, first_order: bool, second_order_steps: int | None) -> bool:
+    return first_order or (second_order_steps is not None and step >= second_order_steps)
+
+
 def _merge(params: Mapping[str, torch.Tensor], frozen: Mapping[str, torch.Tensor] | None) -> Params:
     if not frozen:
         return dict(params)
@@ -187,6 +191,7 @@ def adapt_task(
     first_order: bool = False,
     frozen: Mapping[str, torch.Tensor] | None = None,
     trajectory: bool = False,
+    second_order_steps: int | None = None,
 ) -> Params | list[Params]:
     """Adapt ONE task with ``steps`` SGD steps using :func:`torch.autograd.grad` (the loop reference).
 
@@ -194,7 +199,8 @@ def adapt_task(
     of every inner gradient (``create_graph=True``) so the result is differentiable w.r.t. ``params`` and
     tensor ``lrs``; first order uses detached gradients. Parameters in ``frozen`` are used in the forward
     pass but not adapted (ANIL: the body). With ``trajectory`` the list of parameters after steps
-    ``0..steps`` is returned instead of the last one. Outside ``torch.enable_grad`` contexts (evaluation
+    ``0..steps`` is returned instead of the last one. ``second_order_steps=m`` differentiates only the first
+    ``m`` inner gradients (later steps are first order; their learning rates still get meta-gradients). Outside ``torch.enable_grad`` contexts (evaluation
     under ``no_grad``) gradients are still computed, on detached copies.
     """
     outer_grad = torch.is_grad_enabled()
@@ -207,9 +213,10 @@ def adapt_task(
                 leaves = {k: v.detach().requires_grad_(True) for k, v in cur.items()}
             loss = task_loss(model, leaves, x, y, loss_fn, frozen)
             keys = list(leaves)
-            create = (not first_order) and outer_grad
+            fo = _first_order_at(s, first_order, second_order_steps)
+            create = (not fo) and outer_grad
             gs = torch.autograd.grad(loss, [leaves[k] for k in keys], create_graph=create)
-        g = {k: (gk.detach() if first_order else gk) for k, gk in zip(keys, gs)}
+        g = {k: (gk.detach() if fo else gk) for k, gk in zip(keys, gs)}
         base = cur if leaves is cur else {k: v.detach() for k, v in cur.items()}
         cur = sgd_update(base, g, lrs, s)
         traj.append(cur)
@@ -227,6 +234,7 @@ def adapt_task_func(
     first_order: bool = False,
     frozen: Mapping[str, torch.Tensor] | None = None,
     trajectory: bool = False,
+    second_order_steps: int | None = None,
 ) -> Params | list[Params]:
     """Same math as :func:`adapt_task`, written with :func:`torch.func.grad` so that it can be vmapped."""
 
@@ -237,7 +245,7 @@ def adapt_task_func(
     traj = [cur]
     for s in range(steps):
         g = grad(loss_of)(cur)
-        if first_order:
+        if _first_order_at(s, first_order, second_order_steps):
             g = {k: v.detach() for k, v in g.items()}
         cur = sgd_update(cur, g, lrs, s)
         traj.append(cur)
@@ -267,6 +275,7 @@ def adapt_vmap(
     frozen: Mapping[str, torch.Tensor] | None = None,
     trajectory: bool = False,
     chunk_size: int | None = None,
+    second_order_steps: int | None = None,
 ) -> Params | list[Params]:
     """Adapt a meta-batch at once: ``x: [tasks, examples, *x_shape]``, ``y: [tasks, examples, ...]``.
 
@@ -279,7 +288,9 @@ def adapt_vmap(
         return [out0] if trajectory else out0
 
     def one(xi: torch.Tensor, yi: torch.Tensor) -> Params | list[Params]:
-        return adapt_task_func(model, params, xi, yi, loss_fn, steps, lrs, first_order, frozen, trajectory)
+        return adapt_task_func(
+            model, params, xi, yi, loss_fn, steps, lrs, first_order, frozen, trajectory, second_order_steps
+        )
 
     return vmap(one, chunk_size=chunk_size)(x, y)
 
@@ -295,10 +306,13 @@ def adapt_loop(
     first_order: bool = False,
     frozen: Mapping[str, torch.Tensor] | None = None,
     trajectory: bool = False,
+    second_order_steps: int | None = None,
 ) -> Params | list[Params]:
     """Per-task loop with the same inputs, outputs and math as :func:`adapt_vmap`."""
     runs = [
-        adapt_task(model, params, x[i], y[i], loss_fn, steps, lrs, first_order, frozen, trajectory=True)
+        adapt_task(
+            model, params, x[i], y[i], loss_fn, steps, lrs, first_order, frozen, True, second_order_steps
+        )
         for i in range(x.shape[0])
     ]
     traj = [stack_params([r[s] for r in runs]) for s in range(steps + 1)]  # type: ignore[index]
@@ -317,12 +331,18 @@ def adapt(
     frozen: Mapping[str, torch.Tensor] | None = None,
     trajectory: bool = False,
     mode: Literal["vmap", "loop"] = "vmap",
+    second_order_steps: int | None = None,
 ) -> Params | list[Params]:
     """Dispatch to :func:`adapt_vmap` or :func:`adapt_loop` (identical math; speed differs per model)."""
     if mode == "vmap":
-        return adapt_vmap(model, params, x, y, loss_fn, steps, lrs, first_order, frozen, trajectory)
+        return adapt_vmap(
+            model, params, x, y, loss_fn, steps, lrs, first_order, frozen, trajectory,
+            second_order_steps=second_order_steps,
+        )
     if mode == "loop":
-        return adapt_loop(model, params, x, y, loss_fn, steps, lrs, first_order, frozen, trajectory)
+        return adapt_loop(
+            model, params, x, y, loss_fn, steps, lrs, first_order, frozen, trajectory, second_order_steps
+        )
     raise ValueError(f"mode: unknown {mode!r}; allowed: vmap, loop")
 
 

@@ -27,7 +27,9 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -157,26 +159,42 @@ class ChunkCollector:
         def one(p: dict[str, torch.Tensor], o: torch.Tensor) -> Any:
             return torch.func.functional_call(policy, p, (o,), strict=False)
 
-        self._one = one
         self._vone = torch.func.vmap(one, in_dims=(0, 0))
+        self._scratch: nn.Module | None = None
 
     def _ensure_envs(self, n: int) -> None:
         while len(self.envs) < n:
             self.envs.append(self.env_fn())
 
+    def _load_shared(self, shared: dict[str, torch.Tensor] | None) -> None:
+        """Copy the sender's current weights into this collector's policy (a forked copy may be stale)."""
+        if not shared:
+            return
+        for name, t in itertools.chain(self.policy.named_parameters(), self.policy.named_buffers()):
+            src = shared.get(name)
+            if src is not None and src.data_ptr() != t.data_ptr():
+                t.data.copy_(src)
+
+    def _load_task(self, params: dict[str, torch.Tensor], t: int) -> nn.Module:
+        """A scratch copy of the policy holding task ``t``'s parameters (plain calls are cheaper than
+        ``functional_call``; the numbers are the same)."""
+        if self._scratch is None:
+            self._scratch = copy.deepcopy(self.policy)
+        own = dict(itertools.chain(self.policy.named_parameters(), self.policy.named_buffers()))
+        for name, p in itertools.chain(self._scratch.named_parameters(), self._scratch.named_buffers()):
+            p.data.copy_(params[name][t] if name in params else own[name])
+        return self._scratch
+
     def _forward(
         self,
         params: dict[str, torch.Tensor] | None,
-        shared: dict[str, torch.Tensor] | None,
+        module: nn.Module | None,
         task_idx: np.ndarray,
         obs: torch.Tensor,
     ) -> Any:
-        if params is None:
-            return self._one(shared or {}, obs)
-        uniq = np.unique(task_idx)
-        if len(uniq) == 1:
-            t = int(uniq[0])
-            return self._one({**(shared or {}), **{k: v[t] for k, v in params.items()}}, obs)
+        if module is not None:
+            return module(obs)
+        assert params is not None
         idx = torch.as_tensor(task_idx)
         per_pair = {k: v[idx] for k, v in params.items()}
         out = self._vone(per_pair, obs.unsqueeze(1))
@@ -192,14 +210,14 @@ class ChunkCollector:
         num_envs: int,
         seed: int,
     ) -> dict[str, np.ndarray]:
-        parts = [self._collect_chunk(tasks, params, shared, ch, num_envs, seed) for ch in chunks]
+        self._load_shared(shared)
+        parts = [self._collect_chunk(tasks, params, ch, num_envs, seed) for ch in chunks]
         return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
 
     def _collect_chunk(
         self,
         tasks: Sequence[Any],
         params: dict[str, torch.Tensor] | None,
-        shared: dict[str, torch.Tensor] | None,
         chunk: Chunk,
         num_envs: int,
         seed: int,
@@ -232,40 +250,48 @@ class ChunkCollector:
         infos = {k: np.zeros((n, horizon), dtype=np.float32) for k in self.info_keys}
         act_buf: np.ndarray | None = None
         alive = np.ones(n, dtype=bool)
-        last_obs = obs.copy()
+        module: nn.Module | None = self.policy
+        if params is not None:
+            uniq = np.unique(task_idx)
+            module = self._load_task(params, int(uniq[0])) if len(uniq) == 1 else None
+        discrete = False
         for step in range(horizon):
             obs_buf[:, step] = obs
-            out = self._forward(params, shared, task_idx, torch.from_numpy(obs))
+            out = self._forward(params, module, task_idx, torch.from_numpy(obs))
             a = self.policy.mode(out) if self.deterministic else self.policy.sample(out, gen)
-            lp = self.policy.log_prob(out, a)
+            lp = self.policy.log_prob(out, a).numpy()
             a_np = a.numpy()
             if act_buf is None:
                 act_buf = np.zeros((n, horizon, *a_np.shape[1:]), dtype=a_np.dtype)
+                discrete = a_np.ndim == 1 and a_np.dtype.kind in "iu"
             act_buf[:, step] = a_np
-            for i in np.flatnonzero(alive):
-                t, e = pairs[i]
-                action = int(a_np[i]) if a_np.ndim == 1 and a_np.dtype.kind in "iu" else a_np[i]
+            logp_buf[:, step] = np.where(alive, lp, 0.0)
+            live = np.flatnonzero(alive)
+            mask[live, step] = 1.0
+            for i in live:
+                action = int(a_np[i]) if discrete else a_np[i]
                 try:
                     o, r, te, tr, info = envs[i].step(action)
                 except Exception as exc:  # noqa: BLE001 - re-raised with the culprit named
+                    t, e = pairs[i]
                     raise EnvError(
                         f"task {t} env {e}: step {step} failed: {type(exc).__name__}: {exc}"
                     ) from exc
-                o = np.asarray(o, dtype=np.float32)
-                if not (np.isfinite(o).all() and math.isfinite(float(r))):
-                    raise EnvError(f"task {t} env {e}: non-finite observation or reward at step {step}")
                 obs[i] = o
-                last_obs[i] = o
                 rew[i, step] = r
-                mask[i, step] = 1.0
-                logp_buf[i, step] = float(lp[i])
                 for k in self.info_keys:
                     infos[k][i, step] = float(info.get(k, 0.0))
-                ended = bool(te) or bool(tr) or step == horizon - 1
-                if ended:
+                if te or tr:
                     done[i, step] = 1.0
                     term_buf[i, step] = float(bool(te))
                     alive[i] = False
+            if not (np.isfinite(obs[live]).all() and np.isfinite(rew[live, step]).all()):
+                bad = live[~(np.isfinite(obs[live]).reshape(len(live), -1).all(1) & np.isfinite(rew[live, step]))]
+                t, e = pairs[int(bad[0])]
+                raise EnvError(f"task {t} env {e}: non-finite observation or reward at step {step}")
+            if step == horizon - 1:
+                done[alive, step] = 1.0
+                alive[:] = False
             if not alive.any():
                 break
         assert act_buf is not None
@@ -277,7 +303,7 @@ class ChunkCollector:
             "terminated": term_buf,
             "mask": mask,
             "log_probs": logp_buf,
-            "last_obs": last_obs,
+            "last_obs": obs,  # dead envs' rows were not updated after their last step
         }
         result.update({f"info_{k}": v for k, v in infos.items()})
         return result

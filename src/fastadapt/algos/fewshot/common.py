@@ -64,7 +64,8 @@ class FewShotAlgoConfig(Section):
     Snell et al. halve it every 2000 episodes); ``meta_batch`` episodes per iteration; ``grad_clip`` max
     global gradient norm (0 = off); ``augment`` per-image augmentation of training episodes
     (:func:`augment_images`): ``"none"``, ``"shift"`` (random translation by up to ``shift`` pixels) or
-    ``"affine"`` (small random rotation/scale/shear plus translation).
+    ``"affine"`` (small random rotation/scale/shear plus translation); ``within_group_prob`` the chance
+    that an iteration's episodes draw all classes from one group (alphabet), like the official runs.
     """
 
     lr: float = Field(1e-3, gt=0)
@@ -75,6 +76,7 @@ class FewShotAlgoConfig(Section):
     grad_clip: float = Field(0.0, ge=0)
     augment: Literal["none", "shift", "affine"] = "none"
     shift: float = Field(2.0, ge=0)
+    within_group_prob: float = Field(0.0, ge=0, le=1)
 
 
 class FewShotEvalConfig(Section):
@@ -206,7 +208,10 @@ class FewShotLearner:
 
     def sample_train(self) -> FewShotEpisode:
         """``cfg.meta_batch`` training episodes of the task's shape, augmented per ``cfg.augment``."""
-        ep = self.task.sample(self.cfg.meta_batch, split="train", generator=self.gen)
+        within = False
+        if self.cfg.within_group_prob > 0:
+            within = bool(torch.rand(1, generator=self.gen) < self.cfg.within_group_prob)
+        ep = self.task.sample(self.cfg.meta_batch, split="train", generator=self.gen, within_group=within)
         if self.cfg.augment != "none":
             ep = FewShotEpisode(
                 augment_images(ep.support_x, self.cfg.augment, self.cfg.shift, self.aug_gen),

@@ -20,18 +20,28 @@ baselines' fine-tuning rate is chosen per cell on separate validation tasks from
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
 from torch import nn
 
+from fastadapt.algos.fewshot.common import (
+    FewShotAlgoConfig,
+    FewShotEvalConfig,
+    FewShotLearner,
+    query_accuracy,
+    require_classification_task,
+)
 from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError, NumericError
 from fastadapt.core.registry import register_algo
 from fastadapt.core.seeding import get_state, set_state, torch_gen
 from fastadapt.core.types import FewShotEpisode, Row
+from fastadapt.nn.backbones import Conv4, reset_parameters_
 from fastadapt.nn.mlp import MLP
 from fastadapt.ops import functional as F
 
@@ -42,9 +52,13 @@ def _as_list(v: Any) -> Any:
     return v
 
 
-class MAMLConfig(Section):
-    """The ``algo:`` section of ``maml`` (and ``fomaml``/``metasgd``/``anil``) configs."""
+class MAMLConfig(FewShotAlgoConfig):
+    """The ``algo:`` section of ``maml`` (and ``fomaml``/``metasgd``/``anil``) configs.
 
+    Outer loop: Adam with ``lr`` (and the other :class:`FewShotAlgoConfig` fields; ``grad_clip`` 0 = off).
+    """
+
+    meta_batch: int = Field(25, ge=1, le=100_000, description="tasks per meta-update")
     hidden: list[int] = Field(default_factory=lambda: [40, 40], description="MLP widths (regression)")
     activation: Literal["relu", "tanh", "elu", "gelu", "silu"] = "relu"
     inner_steps: int = Field(1, ge=1, le=100, description="inner SGD steps during meta-training")
@@ -55,18 +69,28 @@ class MAMLConfig(Section):
     )
     per_step_lr: bool = Field(True, description="a separate learned rate for every inner step")
     first_order: bool = Field(False, description="first-order MAML (drop second derivatives)")
+    second_order_steps: int | None = Field(
+        None, ge=0, description="differentiate only the first m inner gradients (later steps first order)"
+    )
     adapt: Literal["all", "head"] = Field("all", description="parameters adapted in the inner loop (head = ANIL)")
     multi_step_loss: bool = Field(
         False, description="meta-loss = mean of the query losses after every inner step (MAML++ MSL)"
     )
-    meta_lr: float = Field(1e-3, gt=0)
-    meta_batch: int = Field(25, ge=1, le=100_000)
-    grad_clip: float | None = Field(None, gt=0, description="clip the meta-gradient norm")
     vectorize: Literal["vmap", "loop"] = Field("vmap", description="meta-batch inner loop: vmap or task loop")
     pretrain_baseline: bool = Field(
-        True, description="also train the joint-training ('pretrained') baseline on the same task stream"
+        True, description="regression: also train the joint-training ('pretrained') baseline on the same tasks"
     )
     pretrain_lr: float = Field(1e-3, gt=0)
+    channels: int = Field(64, ge=1, description="Conv4 channels (classification)")
+    head: Literal["fixed", "unicorn"] = Field(
+        "unicorn", description="classification head: one row per class, or one shared row copied per class"
+    )
+    eval_inner_steps: int | None = Field(None, ge=1, description="test-time inner steps (default inner_steps)")
+    threads: int = Field(
+        1, ge=0, le=256,
+        description="torch intra-op threads during train_step/evaluate (0 = leave unchanged); 1 is "
+        "fastest for these small models on a shared CPU",
+    )
 
     @field_validator("hidden", mode="before")
     @classmethod
@@ -101,13 +125,19 @@ class ANILConfig(MAMLConfig):
     adapt: Literal["all", "head"] = "head"
 
 
-class MAMLEvalConfig(Section):
-    """The ``eval:`` section: meta-test protocol for gradient-based few-shot learners."""
+class MAMLEvalConfig(FewShotEvalConfig):
+    """The ``eval:`` section of gradient-based few-shot learners.
+
+    Classification tasks use the shared protocol of :class:`FewShotEvalConfig` (``ways``, ``shots``
+    [default 1 and 5], ``query`` [default 15], ``episodes``, ``omniglot_runs`` ...). Regression tasks use
+    ``tasks``, ``adapt_steps``, ``shots`` (default: the task's shot), ``query`` (default: the task's),
+    ``baselines``, ``finetune_lrs``, ``val_tasks`` and ``chunk``.
+    """
 
     tasks: int = Field(1000, ge=1, le=1_000_000, description="held-out test tasks per cell")
     adapt_steps: list[int] = Field(default_factory=lambda: [0, 1, 10], description="adaptation steps to report")
-    shots: list[int] | None = Field(None, description="support sizes K (default: the task's shot)")
-    query: int | None = Field(None, ge=1, description="query points per task (default: the task's query)")
+    shots: list[int] | None = Field(None, description="support sizes K (default: the task's shot; 1 and 5)")
+    query: int | None = Field(None, ge=1, description="query points per task/class (default: task's; 15)")
     baselines: list[Literal["pretrained", "random-init"]] = Field(
         default_factory=lambda: ["pretrained", "random-init"]
     )
@@ -147,6 +177,20 @@ class MAMLEvalConfig(Section):
         return v
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Temporarily use ``n`` torch intra-op threads (0: leave unchanged)."""
+    if n <= 0 or n == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error of one task: ``pred, y: [points, 1]`` -> scalar."""
     return ((pred - y) ** 2).mean()
@@ -174,6 +218,8 @@ class MAMLLearner:
                 f"task: {name} supports regression task families here (got {type(task).__name__}); "
                 "classification is handled by the few-shot classification learner"
             )
+        if cfg.augment != "none":
+            raise ConfigError(f"algo.augment: {cfg.augment!r} applies to images; use 'none' for {type(task).__name__}")
         self.cfg = cfg
         self.task = task
         self.seed = int(seed)
@@ -192,7 +238,7 @@ class MAMLLearner:
                 fast, cfg.inner_steps, cfg.inner_lr, cfg.lr_granularity, cfg.per_step_lr, requires_grad=True
             )
         meta_params = list(self.model.parameters()) + list(self.inner_lrs.values())
-        self.opt = torch.optim.Adam(meta_params, lr=cfg.meta_lr)
+        self.opt = torch.optim.Adam(meta_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.pretrained: nn.Module | None = None
         self.pre_opt: torch.optim.Optimizer | None = None
         if cfg.pretrain_baseline:
@@ -226,12 +272,25 @@ class MAMLLearner:
         return F.adapt(
             self.model, fast, support_x, support_y, _mse, steps, self.lr_spec(),
             first_order=self.cfg.first_order, frozen=frozen, trajectory=trajectory, mode=self.cfg.vectorize,
+            second_order_steps=self.cfg.second_order_steps,
         )
 
     # ------------------------------------------------------------------------------ training
     def train_step(self, iteration: int) -> dict[str, float]:
         """One meta-update on a fresh meta-batch; ``loss`` is the post-adaptation query MSE."""
+        with torch_threads(self.cfg.threads):
+            return self._train_step(iteration)
+
+    def current_lr(self) -> float:
+        """Outer Adam rate: ``lr * lr_decay ** (iterations // lr_decay_every)`` (constant if 0)."""
+        if self.cfg.lr_decay_every <= 0:
+            return self.cfg.lr
+        return self.cfg.lr * self.cfg.lr_decay ** (self.iterations // self.cfg.lr_decay_every)
+
+    def _train_step(self, iteration: int) -> dict[str, float]:
         cfg = self.cfg
+        for group in self.opt.param_groups:
+            group["lr"] = self.current_lr()
         ep, _, _ = self.task.episodes(cfg.meta_batch, self.gen)
         _, frozen = self._split()
         traj = self.adapt_batch(ep.support_x, ep.support_y, cfg.inner_steps, trajectory=True)
@@ -270,7 +329,7 @@ class MAMLLearner:
 
     def _clip(self) -> float:
         params = [p for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
-        if self.cfg.grad_clip is not None:
+        if self.cfg.grad_clip > 0:
             return float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
         return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
 
@@ -321,6 +380,10 @@ class MAMLLearner:
         ``mean`` is the query MSE averaged over ``cfg.tasks`` test tasks (split ``"test"``, seed ``seed``)
         and ``se`` its standard error. Baselines' fine-tuning rates are picked on ``"val"`` tasks.
         """
+        with torch_threads(self.cfg.threads):
+            return self._evaluate(cfg, seed)
+
+    def _evaluate(self, cfg: MAMLEvalConfig | None, seed: int) -> list[Row]:
         cfg = cfg or MAMLEvalConfig()
         shots = cfg.shots or [int(self.task.shot)]
         query = cfg.query or int(self.task.query)
@@ -393,25 +456,181 @@ class MAMLLearner:
         return torch.cat(out, 1)
 
 
+# ------------------------------------------------------------------------------------ classification
+class MetaClassifier(nn.Module):
+    """Conv4 body + linear head, written so the head can change its number of classes per task.
+
+    ``head="fixed"``: ``head_weight: [way, d]``, ``head_bias: [way]`` (Finn et al. 2017).
+    ``head="unicorn"``: one shared row ``head_weight: [1, d]``, ``head_bias: [1]`` that is copied to every
+    class before adaptation (Ye & Chao 2022, "How to Train Your MAML to Excel in Few-Shot Classification",
+    UnicornMAML): permutation invariant and usable for any number of ways (5-way training, 20-way testing).
+
+    ``x: [*lead, C, H, W] -> logits [*lead, way]``.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], way: int, hidden: int, head: str, gen: torch.Generator) -> None:
+        super().__init__()
+        self.body = Conv4(in_shape[0], hidden, bn="batch", generator=gen)
+        d = self.body.out_dim(in_shape)
+        rows = way if head == "fixed" else 1
+        lin = reset_parameters_(nn.Linear(d, rows), gen)
+        self.head_weight = nn.Parameter(lin.weight.detach().clone() if head == "fixed" else torch.zeros(1, d))
+        self.head_bias = nn.Parameter(lin.bias.detach().clone() if head == "fixed" else torch.zeros(1))
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(self.body(x), self.head_weight, self.head_bias)
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of one task: ``logits: [n, way]``, ``y: [n]``."""
+    return torch.nn.functional.cross_entropy(logits, y)
+
+
+class MAMLClassifier(FewShotLearner):
+    """MAML / FOMAML / Meta-SGD / ANIL on N-way K-shot classification (Omniglot, digits).
+
+    Every task of a meta-batch adapts a copy of the Conv4 classifier on its support set with
+    ``inner_steps`` SGD steps (:mod:`fastadapt.ops.functional`, vmapped or looped over tasks); the outer
+    loss is the query cross-entropy of the adapted weights. At test time ``eval_inner_steps`` steps are
+    taken (default: ``inner_steps``). Batch norm uses each task's batch statistics (MAML's convention).
+    """
+
+    key_metric = "accuracy"
+
+    def __init__(self, cfg: MAMLConfig, task: Any, seed: int, name: str = "maml") -> None:
+        t = require_classification_task(task, name)
+        gen = torch_gen(seed, name, "init")
+        model = MetaClassifier(tuple(t.x_shape), t.way, cfg.channels, cfg.head, gen)
+        fast_names = ["head_weight", "head_bias"] if cfg.adapt == "head" else [n for n, _ in model.named_parameters()]
+        inner_lrs: dict[str, torch.Tensor] = {}
+        if cfg.learn_inner_lr:
+            base = {n: p for n, p in model.named_parameters() if n in fast_names}
+            inner_lrs = F.init_inner_lrs(base, cfg.inner_steps, cfg.inner_lr, cfg.lr_granularity, cfg.per_step_lr)
+        opt = torch.optim.Adam(
+            list(model.parameters()) + list(inner_lrs.values()), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        super().__init__(name, cfg, t, seed, model, optimizer=opt)
+        self.mcfg = cfg
+        self.fast_names = fast_names
+        self.inner_lrs = inner_lrs
+
+    # -- adaptation ---------------------------------------------------------------------------------
+    def lr_spec(self, detach: bool = False) -> F.LRSpec:
+        if not self.inner_lrs:
+            return float(self.mcfg.inner_lr)
+        lrs = {k: (v.detach() if detach else v) for k, v in self.inner_lrs.items()}
+        return F.expand_scalar_lrs(lrs, self.fast_names)
+
+    def _fast_frozen(self, way: int, detach: bool = False) -> tuple[F.Params, F.Params]:
+        allp = {k: (v.detach() if detach else v) for k, v in self.model.named_parameters()}
+        if self.mcfg.head == "unicorn":
+            allp["head_weight"] = allp["head_weight"].expand(way, -1)
+            allp["head_bias"] = allp["head_bias"].expand(way)
+        elif way != self.task.way:
+            raise ConfigError(
+                f"eval.ways: a 'fixed' head was trained for {self.task.way}-way tasks, got {way}-way; "
+                "use algo.head: unicorn to test other ways"
+            )
+        fast = {k: allp[k] for k in self.fast_names}
+        frozen = {k: v for k, v in allp.items() if k not in fast}
+        return fast, frozen
+
+    def adapted(
+        self, ep: FewShotEpisode, steps: int, trajectory: bool = False, detach: bool = False
+    ) -> tuple[F.Params | list[F.Params], F.Params]:
+        """Adapted fast weights ``{name: [tasks, *shape]}`` (or their trajectory) and the frozen ones."""
+        way = int(ep.support_y.max()) + 1
+        fast, frozen = self._fast_frozen(way, detach)
+        out = F.adapt(
+            self.model, fast, ep.support_x, ep.support_y, _ce, steps, self.lr_spec(detach),
+            first_order=self.mcfg.first_order, frozen=frozen, trajectory=trajectory,
+            mode=self.mcfg.vectorize, second_order_steps=self.mcfg.second_order_steps,
+        )
+        return out, frozen
+
+    def loss(self, episode: FewShotEpisode) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.mcfg
+        traj, frozen = self.adapted(episode, cfg.inner_steps, trajectory=True)
+        assert isinstance(traj, list)
+        steps = range(1, len(traj)) if cfg.multi_step_loss else [len(traj) - 1]
+        losses, logits = [], None
+        for st in steps:
+            logits = F.forward_batched(self.model, traj[st], episode.query_x, frozen)  # [T, nq, way]
+            losses.append(torch.nn.functional.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten()))
+        assert logits is not None
+        return torch.stack(losses).mean(), {"accuracy": query_accuracy(logits.detach(), episode.query_y)}
+
+    def predict(self, episode: FewShotEpisode) -> torch.Tensor:
+        steps = self.mcfg.eval_inner_steps or self.mcfg.inner_steps
+        with torch.no_grad():
+            params, frozen = self.adapted(episode, steps, detach=True)
+            assert isinstance(params, dict)
+            logits = F.forward_batched(self.model, params, episode.query_x, frozen)
+        return torch.log_softmax(logits, -1)
+
+    # -- training / checkpoint / eval ----------------------------------------------------------------
+    def train_step(self, iteration: int) -> dict[str, float]:
+        with torch_threads(self.mcfg.threads):
+            out = super().train_step(iteration)
+        if self.inner_lrs:
+            out["inner_lr_mean"] = float(torch.cat([v.detach().flatten() for v in self.inner_lrs.values()]).mean())
+        return out
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"inner_lrs": {k: v.detach().clone() for k, v in self.inner_lrs.items()}}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        from fastadapt.core.errors import CheckpointError
+
+        saved = state.get("inner_lrs", {})
+        if set(saved) != set(self.inner_lrs):
+            raise CheckpointError(f"inner_lrs: checkpoint has {sorted(saved)}, config expects {sorted(self.inner_lrs)}")
+        with torch.no_grad():
+            for k, v in saved.items():
+                self.inner_lrs[k].copy_(v)
+
+    def evaluate(self, cfg: Section | None, seed: int) -> list[Row]:
+        """The shared few-shot protocol (``ways`` x ``shots`` accuracy rows, or the Omniglot runs)."""
+        ecfg = cfg if isinstance(cfg, MAMLEvalConfig) else MAMLEvalConfig()
+        fcfg = FewShotEvalConfig(
+            ways=ecfg.ways, shots=ecfg.shots or [1, 5], query=ecfg.query or 15, episodes=ecfg.episodes,
+            batch=ecfg.batch, split=ecfg.split, within_group=ecfg.within_group,
+            omniglot_runs=ecfg.omniglot_runs,
+        )
+        with torch_threads(self.mcfg.threads):
+            rows = super().evaluate(fcfg, seed)
+        steps = self.mcfg.eval_inner_steps or self.mcfg.inner_steps
+        for r in rows:
+            r.extra["adapt_steps"] = steps
+        return rows
+
+
+def _build(cfg: MAMLConfig, task: Any, seed: int, name: str) -> MAMLLearner | MAMLClassifier:
+    if getattr(task, "kind", None) == "regression":
+        return MAMLLearner(cfg, task, seed, name=name)
+    return MAMLClassifier(cfg, task, seed, name=name)
+
+
 @register_algo("maml", family="fewshot", config=MAMLConfig, eval_config=MAMLEvalConfig)
-def build_maml(cfg: MAMLConfig, task: Any, seed: int) -> MAMLLearner:
+def build_maml(cfg: MAMLConfig, task: Any, seed: int) -> MAMLLearner | MAMLClassifier:
     """MAML (Finn et al. 2017): second-order, multi-step, optional learned per-step inner rates."""
-    return MAMLLearner(cfg, task, seed, name="maml")
+    return _build(cfg, task, seed, "maml")
 
 
 @register_algo("fomaml", family="fewshot", config=FOMAMLConfig, eval_config=MAMLEvalConfig)
-def build_fomaml(cfg: FOMAMLConfig, task: Any, seed: int) -> MAMLLearner:
+def build_fomaml(cfg: FOMAMLConfig, task: Any, seed: int) -> MAMLLearner | MAMLClassifier:
     """First-order MAML (Finn et al. 2017, sec. 5.2)."""
-    return MAMLLearner(cfg, task, seed, name="fomaml")
+    return _build(cfg, task, seed, "fomaml")
 
 
 @register_algo("metasgd", family="fewshot", config=MetaSGDConfig, eval_config=MAMLEvalConfig)
-def build_metasgd(cfg: MetaSGDConfig, task: Any, seed: int) -> MAMLLearner:
+def build_metasgd(cfg: MetaSGDConfig, task: Any, seed: int) -> MAMLLearner | MAMLClassifier:
     """Meta-SGD (Li et al. 2017): meta-learned per-parameter inner learning rates."""
-    return MAMLLearner(cfg, task, seed, name="metasgd")
+    return _build(cfg, task, seed, "metasgd")
 
 
 @register_algo("anil", family="fewshot", config=ANILConfig, eval_config=MAMLEvalConfig)
-def build_anil(cfg: ANILConfig, task: Any, seed: int) -> MAMLLearner:
+def build_anil(cfg: ANILConfig, task: Any, seed: int) -> MAMLLearner | MAMLClassifier:
     """ANIL (Raghu et al. 2020): MAML adapting only the head."""
-    return MAMLLearner(cfg, task, seed, name="anil")
+    return _build(cfg, task, seed, "anil")

@@ -43,7 +43,10 @@ class RL2Config(Section):
 
     trials_per_iter: int = Field(4096, ge=2, description="trials (tasks) collected per iteration")
     episodes_per_trial: int | None = Field(
-        None, ge=1, description="episodes per trial; default: the task's `episodes` (1 for bandits)"
+        None,
+        ge=1,
+        description="env episodes (resets) per trial; default: the task's `episodes_per_task`, else 1 (bandit "
+        "and tabular-MDP envs play a whole trial as one env episode)",
     )
     hidden: int = Field(128, ge=1, description="GRU hidden units")
     shared: bool = Field(False, description="one GRU for policy and value (default: separate GRUs)")
@@ -98,7 +101,7 @@ def _setting_of(task: Any, episodes: int) -> dict[str, Any]:
     """The ``setting`` of result rows: bandits ``{arms, pulls}``, MDPs ``{episodes, ...}``."""
     if hasattr(task, "arms") and hasattr(task, "pulls"):
         return {"arms": int(task.arms), "pulls": int(task.pulls)}
-    setting: dict[str, Any] = {"episodes": int(episodes)}
+    setting: dict[str, Any] = {"episodes": int(getattr(task, "episodes", episodes))}
     for key in ("states", "actions", "horizon"):
         if hasattr(task, key) and isinstance(getattr(task, key), (int, np.integer)):
             setting[key] = int(getattr(task, key))
@@ -159,7 +162,10 @@ class _RunningStats:
 def _opt_state_to_plain(state: dict[str, Any]) -> dict[str, Any]:
     """Optimizer state with string keys and lists (JSON/safetensors friendly)."""
     return {
-        "state": {str(k): dict(v) for k, v in state["state"].items()},
+        "state": {
+            str(k): {n: (t.detach().clone() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
+            for k, v in state["state"].items()
+        },
         "param_groups": [
             {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]
         ],
@@ -192,8 +198,8 @@ class RL2:
         self.cfg = cfg
         self.task = task
         self.seed = int(seed)
-        episodes = cfg.episodes_per_trial or getattr(task, "episodes", None) or 1
-        self.episodes = int(episodes)
+        episodes = cfg.episodes_per_trial or getattr(task, "episodes_per_task", None) or 1
+        self.episodes = int(episodes)  # env resets per trial
         self.env = task.batched_env(cfg.trials_per_iter, 1)
         self.horizon = int(self.env.max_episode_steps)
         self.trial_len = self.episodes * self.horizon
@@ -225,9 +231,7 @@ class RL2:
 
     # ------------------------------------------------------------------ helpers
     def _task_features_dim(self, task: Any) -> int:
-        probe = task.batched_env(1, 1)
-        probe.set_tasks(task.sample(1, 0, "train"))
-        return int(self._task_features(probe).shape[1])
+        return int(self._task_features(task.sample(1, 0, "train")).shape[1])
 
     def _obs(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B, 1, *obs_shape]`` from the env -> ``[B, obs_dim]``."""
@@ -236,17 +240,24 @@ class RL2:
             return torch.nn.functional.one_hot(obs.long().reshape(-1), self._obs_onehot).float()
         return obs.reshape(obs.shape[0], -1).float()
 
-    def _task_features(self, env: Any) -> torch.Tensor:
-        """Privileged task parameters ``[B, F]`` for the asymmetric critic: ``env.task_features()`` if the
-        env offers it, else the bandit arm means ``env.means``."""
-        if hasattr(env, "task_features"):
-            f = env.task_features()
-        elif hasattr(env, "means"):
-            f = env.means
-        else:
-            raise ConfigError("algo.critic_task_info: the task's env exposes no task_features() or means")
-        f = torch.as_tensor(f).float()
-        return f.reshape(f.shape[0], -1)
+    @staticmethod
+    def _task_features(tasks: Sequence[Any]) -> torch.Tensor:
+        """Privileged task parameters ``[B, F]`` for the asymmetric critic, read from the task objects:
+        bandit arm ``means``; tabular-MDP ``P`` and ``R`` (flattened); a gridworld ``goal``."""
+        rows = []
+        for task in tasks:
+            if hasattr(task, "means"):
+                parts = [np.asarray(task.means, dtype=np.float32).ravel()]
+            elif hasattr(task, "P") and hasattr(task, "R"):
+                parts = [np.asarray(task.P, np.float32).ravel(), np.asarray(task.R, np.float32).ravel()]
+            elif hasattr(task, "goal"):
+                parts = [np.asarray(task.goal, dtype=np.float32).ravel()]
+            else:
+                raise ConfigError(
+                    f"algo.critic_task_info: cannot read task parameters from {type(task).__name__}"
+                )
+            rows.append(np.concatenate(parts))
+        return torch.from_numpy(np.stack(rows))
 
     def _check_finite(self, name: str, t: torch.Tensor) -> None:
         if not bool(torch.isfinite(t).all()):
@@ -288,6 +299,9 @@ class RL2:
                 obs, r, term, trunc, info = env.step(a.view(b, 1))
                 r = r[:, 0].float()
                 done = (term | trunc)[:, 0]
+                ep_done = done
+                if isinstance(info, dict) and "episode_done" in info:  # episodes inside one env episode
+                    ep_done = torch.as_tensor(info["episode_done"])[:, 0].bool() | done
                 last = t == self.horizon - 1
                 if bool(done.any()) and not (last and bool(done.all())):
                     raise EnvError(
@@ -300,11 +314,11 @@ class RL2:
                     xs.append(x)
                     acts.append(a)
                     logps.append(model.log_prob((logits,), a))
-                    dones.append(done.float())
+                    dones.append(ep_done.float())
                     if isinstance(info, dict) and "expected_reward" in info:
                         expected.append(torch.as_tensor(info["expected_reward"])[:, 0].float())
                 rews.append(r)
-                prev_a, prev_r, prev_d = a, r, done.float()
+                prev_a, prev_r, prev_d = a, r, ep_done.float()
                 first = torch.zeros(b, dtype=torch.bool)
         out = {"rewards": torch.stack(rews, 1)}
         if record:
@@ -316,7 +330,7 @@ class RL2:
             )
             if expected:
                 out["expected"] = torch.stack(expected, 1)
-            feats = self._task_features(env) if self.cfg.critic_task_info else None
+            feats = self._task_features(tasks) if self.cfg.critic_task_info else None
             if feats is not None:
                 out["task_features"] = feats
             out["values"] = model(out["x"], critic_extra=feats)[1]

@@ -731,7 +731,203 @@ def fit_value_regression(
     return total / max(count, 1)
 
 
+# ----------------------------------------------------------------------------- off-policy learners
+class OffPolicyConfig(Section):
+    """Fields shared by DQN, DDPG, TD3 and SAC (each algorithm adds its own)."""
+
+    num_envs: int = Field(1, ge=1, description="envs stepped in a loop")
+    steps_per_iter: int = Field(1000, ge=1, description="env steps per train_step (all envs together)")
+    buffer_size: int = Field(100_000, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_starts: int = Field(1000, ge=0, description="uniform-random actions and no updates before")
+    train_freq: int = Field(1, ge=1, description="update every this many vector steps")
+    gradient_steps: int = Field(1, ge=1, description="gradient steps per update")
+    gamma: float = Field(0.99, ge=0, le=1)
+    hidden: tuple[int, ...] = Field((256, 256))
+    activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "relu"
+
+
+class OffPolicyLearner:
+    """Replay-based scaffolding: an env pool, a replay buffer and the collection loop of one
+    ``train_step`` (``steps_per_iter`` env steps, updates every ``train_freq`` vector steps once
+    ``learning_starts`` steps are stored). Subclasses build networks and implement :meth:`explore`
+    (actions for encoded observations), :meth:`train_batch` (one gradient step), :meth:`greedy`,
+    :meth:`modules` and :meth:`optimizers` (checkpointed by name).
+
+    Transitions store ``terminated`` only (time-limit truncations bootstrap), and the true final
+    observation of an episode as ``next_obs``.
+    """
+
+    key_metric = "episode_return"
+    name = "off-policy"
+
+    def __init__(self, cfg: OffPolicyConfig, task: Any, seed: int) -> None:
+        import gymnasium as gym
+        from fastadapt.core.seeding import torch_gen
+
+        self.cfg = cfg
+        self.task = require_gym_task(task, self.name)
+        self.seed = seed
+        self.env_id = str(getattr(task, "env_id", "env"))
+        self.obs_dim, self.discrete, self.act_n = space_info(task.observation_space, task.action_space)
+        self.action_space = task.action_space
+        if not self.discrete:
+            self.low = torch.as_tensor(task.action_space.low, dtype=torch.float32).reshape(-1)
+            self.high = torch.as_tensor(task.action_space.high, dtype=torch.float32).reshape(-1)
+            if not (torch.isfinite(self.low).all() and torch.isfinite(self.high).all()):
+                raise ConfigError(f"task.env_id: {self.env_id} has unbounded actions; {self.name} needs bounds")
+        assert isinstance(task.action_space, (gym.spaces.Discrete, gym.spaces.Box))
+        self.init_gen = torch_gen(seed, "init")
+        self.gen = torch_gen(seed, "actions")
+        self.batch_gen = torch_gen(seed, "replay")
+        self.pool = EnvPool(task.make, cfg.num_envs, seed, "train-envs")
+        self.obs_fn = ObsPipeline(task.observation_space, self.obs_dim, False)
+        act_shape: tuple[int, ...] = () if self.discrete else (self.act_n,)
+        self.buffer = ReplayBuffer(
+            cfg.buffer_size, self.obs_dim, act_shape, torch.int64 if self.discrete else torch.float32
+        )
+        self.stats = EpisodeStats()
+        self.env_steps = 0
+        self.vector_steps = 0
+        self.grad_steps = 0
+        self._last: dict[str, float] = {}
+
+    # -- subclasses
+    def modules(self) -> dict[str, torch.nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Exploration actions ``[E]`` (int64) or ``[E, act_dim]`` for encoded observations ``[E, D]``."""
+        raise NotImplementedError
+
+    def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Evaluation actions for ``[B, D]`` observations."""
+        raise NotImplementedError
+
+    def train_batch(self) -> dict[str, float]:
+        """One gradient step on a replay minibatch; returns loss metrics."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # -- shared
+    def random_actions(self, n: int) -> torch.Tensor:
+        """Uniform actions from the ``actions`` generator (before ``learning_starts``)."""
+        if self.discrete:
+            return torch.randint(0, self.act_n, (n,), generator=self.gen)
+        u = torch.rand(n, self.act_n, generator=self.gen)
+        return self.low + u * (self.high - self.low)
+
+    def train_step(self, iteration: int) -> dict[str, float]:
+        """``steps_per_iter`` env steps with updates interleaved; metrics averaged over the updates."""
+        cfg = self.cfg
+        sums: dict[str, float] = {}
+        n_updates = 0
+        target = self.env_steps + cfg.steps_per_iter
+        if not self.pool.started:
+            self.pool.reset()
+        while self.env_steps < target:
+            obs = self.obs_fn(self.pool.obs)
+            if self.env_steps < cfg.learning_starts:
+                actions = self.random_actions(cfg.num_envs)
+            else:
+                with torch.no_grad():
+                    actions = self.explore(obs)
+            res = self.pool.step(actions.numpy())
+            next_obs = self.obs_fn(res.final_obs)
+            self.buffer.add(
+                obs, actions, torch.as_tensor(res.rewards, dtype=torch.float32), next_obs,
+                torch.as_tensor(res.terminated, dtype=torch.float32),
+            )
+            self.stats.add(res.finished)
+            self.env_steps += cfg.num_envs
+            self.vector_steps += 1
+            if (
+                self.env_steps >= cfg.learning_starts
+                and self.buffer.size >= cfg.batch_size
+                and self.vector_steps % cfg.train_freq == 0
+            ):
+                for _ in range(cfg.gradient_steps):
+                    m = self.train_batch()
+                    self.grad_steps += 1
+                    for k, v in m.items():
+                        if not math.isfinite(v):
+                            raise NumericError(k)
+                        sums[k] = sums.get(k, 0.0) + v
+                    n_updates += 1
+        if n_updates:
+            self._last = {k: v / n_updates for k, v in sums.items()}
+        return {
+            "env_steps": float(self.env_steps),
+            **self.stats.metrics(),
+            "grad_steps": float(self.grad_steps),
+            **self._last,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        import copy
+
+        state = {
+            "modules": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "gen": get_state(self.gen),
+            "batch_gen": get_state(self.batch_gen),
+            "pool": self.pool.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "stats": self.stats.state_dict(),
+            "counters": {"env_steps": self.env_steps, "vector_steps": self.vector_steps,
+                         "grad_steps": self.grad_steps},
+            "last": dict(self._last),
+            "extra": self.extra_state(),
+        }
+        return copy.deepcopy(state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            mods = load_section(state, "modules")
+            for k, m in self.modules().items():
+                m.load_state_dict(mods[k])
+            opts = load_section(state, "optimizers")
+            for k, o in self.optimizers().items():
+                o.load_state_dict(opts[k])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"learner state: weights do not fit this config ({exc})") from None
+        set_state(self.gen, load_section(state, "gen"))
+        set_state(self.batch_gen, load_section(state, "batch_gen"))
+        self.buffer.load_state_dict(load_section(state, "buffer"))
+        self.stats.load_state_dict(load_section(state, "stats"))
+        c = load_section(state, "counters")
+        self.env_steps, self.vector_steps = int(c["env_steps"]), int(c["vector_steps"])
+        self.grad_steps = int(c["grad_steps"])
+        self._last = {k: float(v) for k, v in load_section(state, "last").items()}
+        self.load_extra_state(load_section(state, "extra"))
+        self.pool.load_state_dict(load_section(state, "pool"))
+
+    def evaluate(self, cfg: RLEvalConfig | None, seed: int) -> list[Row]:
+        """Average return over ``cfg.episodes`` episodes with :meth:`greedy` actions
+        (``deterministic: false`` uses :meth:`explore` noise instead)."""
+        from fastadapt.core.seeding import get_state as gs
+
+        cfg = cfg if cfg is not None else RLEvalConfig()
+        saved = gs(self.gen)
+        try:
+            act = self.greedy if cfg.deterministic else self.explore
+            rets = evaluate_policy(self.task.make, act, self.obs_fn, cfg.episodes, seed, "eval-episodes")
+        finally:
+            set_state(self.gen, saved)  # evaluation never shifts the training streams
+        return [returns_row(self.name, self.env_id, rets, env_steps=self.env_steps)]
+
+
 __all__ = [
+    "OffPolicyConfig",
+    "OffPolicyLearner",
     "fit_value_regression",
     "OnPolicyConfig",
     "OnPolicyLearner",

@@ -30,7 +30,7 @@ from fastadapt.algos.rl.common import (
     fit_value_regression,
 )
 from fastadapt.core.registry import register_algo
-from fastadapt.ops.cg import conjugate_gradient, flat_grad, hessian_vector_product
+from fastadapt.ops.cg import conjugate_gradient, flat_grad, flatten, hessian_vector_product, set_flat_
 from fastadapt.ops.linesearch import backtracking_line_search, trust_region_step_size
 from fastadapt.ops.returns import gae, normalize
 from fastadapt.ops.surrogates import importance_sampled_loss
@@ -85,10 +85,10 @@ class TRPO(OnPolicyLearner):
         fvp = hessian_vector_product(kl, params, damping=cfg.cg_damping)
         direction = conjugate_gradient(fvp, -grad, iters=cfg.cg_iters)
         full_step = trust_region_step_size(direction, fvp(direction), cfg.max_kl) * direction
-        flat = torch.nn.utils.parameters_to_vector(params).detach()
+        flat = flatten([p.detach() for p in params])
 
         def evaluate(candidate: torch.Tensor) -> tuple[float, float]:
-            torch.nn.utils.vector_to_parameters(candidate, params)
+            set_flat_(params, candidate)
             with torch.no_grad():
                 l2, k2 = surrogate_and_kl()
             return float(l2), float(k2)
@@ -98,7 +98,7 @@ class TRPO(OnPolicyLearner):
             backtrack_ratio=cfg.backtrack_ratio, max_backtracks=cfg.max_backtracks,
             expected_improve=float(-(grad @ full_step)), accept_ratio=cfg.accept_ratio,
         )
-        torch.nn.utils.vector_to_parameters(res.params, params)
+        set_flat_(params, res.params)
         with torch.no_grad():
             ent = float(self.policy.entropy(self.policy(ro.obs)).mean())
         v_loss = fit_value_regression(

@@ -112,7 +112,11 @@ class CartPolePhysics:
     env_id = ENV_ID
 
     def __init__(self, cfg: CartPoleConfig | None = None, **overrides: Any) -> None:
-        self.cfg = cfg if cfg is not None else CartPoleConfig(**overrides)
+        if cfg is None:
+            cfg = CartPoleConfig(**overrides)
+        elif overrides:
+            cfg = CartPoleConfig(**{**cfg.model_dump(), **overrides})
+        self.cfg = cfg
         self.horizon = self.cfg.horizon
         self.max_episode_steps = self.horizon
         self.observation_space, self.action_space = _spaces()

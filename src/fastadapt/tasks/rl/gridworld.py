@@ -96,7 +96,11 @@ class Gridworld:
     env_id = ENV_ID
 
     def __init__(self, cfg: GridworldConfig | None = None, **overrides: Any) -> None:
-        self.cfg = cfg if cfg is not None else GridworldConfig(**overrides)
+        if cfg is None:
+            cfg = GridworldConfig(**overrides)
+        elif overrides:
+            cfg = GridworldConfig(**{**cfg.model_dump(), **overrides})
+        self.cfg = cfg
         self.horizon = self.cfg.episode_steps
         self.max_episode_steps = self.horizon
         self.episodes_per_task = self.cfg.episodes_per_task

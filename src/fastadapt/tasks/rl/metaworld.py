@@ -211,7 +211,11 @@ class MetaWorldTasks:
     env_id = ENV_ID
 
     def __init__(self, cfg: MetaWorldConfig | None = None, **overrides: Any) -> None:
-        self.cfg = cfg if cfg is not None else MetaWorldConfig(**overrides)
+        if cfg is None:
+            cfg = MetaWorldConfig(**overrides)
+        elif overrides:
+            cfg = MetaWorldConfig(**{**cfg.model_dump(), **overrides})
+        self.cfg = cfg
         self.horizon = int(self.cfg.horizon)
         self.max_episode_steps = self.horizon
         self.discrete = False

@@ -50,6 +50,7 @@ ENV_ID = "fastadapt/Navigation2D-v0"
 SPLITS = ("train", "test")
 #: MAML's termination tolerance per axis (cbfinn/maml_rl point_env_randgoal.py).
 GOAL_TOLERANCE = 0.01
+_NEAR = 0.015  # > GOAL_TOLERANCE * sqrt(2)
 #: PEARL shuffles the half-circle goals after ``np.random.seed(1337)``.
 PEARL_SHUFFLE_SEED = 1337
 
@@ -133,9 +134,11 @@ class Navigation2D:
     env_id = ENV_ID
 
     def __init__(self, cfg: Navigation2DConfig | None = None, **overrides: Any) -> None:
-        self.cfg = cfg if cfg is not None else Navigation2DConfig(**overrides)
-        if cfg is not None and overrides:
-            self.cfg = cfg.model_copy(update=overrides)
+        if cfg is None:
+            cfg = Navigation2DConfig(**overrides)
+        elif overrides:
+            cfg = Navigation2DConfig(**{**cfg.model_dump(), **overrides})
+        self.cfg = cfg
         self.horizon = self.cfg.steps
         self.max_episode_steps = self.horizon
         self.observation_space = _obs_space()
@@ -240,8 +243,10 @@ class Navigation2DEnv(gym.Env):
     Observation: the position ``[2]`` (float32). Action: ``[2]``, clipped to ``[-max_action, max_action]``.
     ``reset(seed, options={"task": Nav2DTask | {"goal": [x, y]}})`` sets the goal (kept for later resets);
     without any task ever set, a goal is drawn from the env's own ``np_random``. ``options={"state": [x,
-    y]}`` starts from another position (used by tests). Arithmetic is float32 exactly as in
-    :class:`Navigation2DBatchedEnv`, so both give identical trajectories for identical actions.
+    y]}`` starts from another position (used by tests). Positions are float32 and updated exactly as in
+    :class:`Navigation2DBatchedEnv`, so both give bit-identical observations and termination flags for
+    identical actions; rewards agree to float32 rounding (torch's vectorised float32 ``sqrt`` is not always
+    correctly rounded, numpy's is).
     """
 
     metadata = {"render_modes": []}
@@ -325,6 +330,10 @@ class Navigation2DBatchedEnv:
     [tasks, envs, 2]) -> (obs [T, E, 2], reward [T, E], terminated [T, E], truncated [T, E], {})``. The
     dynamics are deterministic (the seed is accepted for the protocol). No auto-reset: after an env
     terminates it keeps moving; the sampler masks those steps. ``goals``: ``[tasks, 1, 2]``.
+
+    Positions are stored as two contiguous planes ``[2, T, E]`` (x and y) so that every per-step op is a
+    dense elementwise op; the returned ``obs`` is the view ``planes.permute(1, 2, 0)`` (``[T, E, 2]``, not
+    contiguous). Returned tensors may be shared with the env or be constants: treat them as read-only.
     """
 
     def __init__(
@@ -351,12 +360,18 @@ class Navigation2DBatchedEnv:
         self.observation_space = _obs_space()
         self.action_space = _act_space(max_action)
         self.goals = torch.zeros(self.num_tasks, 1, 2, device=self.device)
-        self.state = torch.zeros(self.num_tasks, self.num_envs, 2, device=self.device)
+        self._goal_planes = torch.zeros(2, self.num_tasks, self.num_envs, device=self.device)
+        self._planes = torch.zeros(2, self.num_tasks, self.num_envs, device=self.device)
         self.generator = torch.Generator(device=self.device)
         self._t = 0
         self._tasks_set = False
         self._false = torch.zeros(self.num_tasks, self.num_envs, dtype=torch.bool, device=self.device)
-        self._true = torch.ones_like(self._false)
+        self._zero = torch.zeros((), device=self.device)
+
+    @property
+    def state(self) -> torch.Tensor:
+        """Positions ``[T, E, 2]`` (a view of the internal planes)."""
+        return self._planes.permute(1, 2, 0)
 
     def set_tasks(self, tasks: Sequence[Any]) -> None:
         """Set the ``num_tasks`` goals (Nav2DTask or ``{"goal": [x, y]}``)."""
@@ -364,6 +379,7 @@ class Navigation2DBatchedEnv:
             raise EnvError(f"navigation2d batched env: expected {self.num_tasks} tasks, got {len(tasks)}")
         goals = [Nav2DTask.from_any(t).goal for t in tasks]
         self.goals = torch.tensor(goals, dtype=torch.float32, device=self.device).reshape(self.num_tasks, 1, 2)
+        self._goal_planes = self.goals.permute(2, 0, 1).expand(2, self.num_tasks, self.num_envs).contiguous()
         self._tasks_set = True
 
     def reset(self, seed: int | None = None, state: torch.Tensor | None = None) -> torch.Tensor:
@@ -373,9 +389,10 @@ class Navigation2DBatchedEnv:
         if seed is not None:
             self.generator.manual_seed(int(seed))
         if state is None:
-            self.state = torch.zeros(self.num_tasks, self.num_envs, 2, device=self.device)
+            self._planes = torch.zeros(2, self.num_tasks, self.num_envs, device=self.device)
         else:
-            self.state = state.to(self.device, torch.float32).expand(self.num_tasks, self.num_envs, 2).clone()
+            full = state.to(self.device, torch.float32).expand(self.num_tasks, self.num_envs, 2)
+            self._planes = full.permute(2, 0, 1).contiguous()
         self._t = 0
         return self.state
 
@@ -383,25 +400,30 @@ class Navigation2DBatchedEnv:
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         """One step of every point. ``actions: [T, E, 2]`` (clipped here)."""
-        if actions.shape != self.state.shape:
+        if actions.shape != (self.num_tasks, self.num_envs, 2):
             raise EnvError(
-                f"navigation2d batched env: actions must be {tuple(self.state.shape)}, got {tuple(actions.shape)}"
+                f"navigation2d batched env: actions must be [{self.num_tasks}, {self.num_envs}, 2], "
+                f"got {tuple(actions.shape)}"
             )
         m = self.max_action
-        self.state = self.state + torch.clamp(actions.to(torch.float32), -m, m)
-        d = self.state - self.goals
-        # float32 sqrt is not always correctly rounded in this torch build; via float64 it is (== numpy)
-        dist = (d * d).sum(-1).double().sqrt().float()
+        if actions.dtype != torch.float32:
+            actions = actions.to(torch.float32)
+        self._planes = self._planes + torch.clamp(actions, -m, m).permute(2, 0, 1)
+        d = self._planes - self._goal_planes
+        dist = (d * d).sum(0).sqrt_()
         if self.sparse:
-            reward = torch.where(dist <= self.goal_radius, 1.0 - dist, torch.zeros_like(dist))
+            reward = torch.where(dist <= self.goal_radius, 1.0 - dist, self._zero)
         else:
-            reward = -dist
-        if self.terminate_at_goal:
-            terminated = (d.abs() < GOAL_TOLERANCE).all(-1)
-        else:
-            terminated = self._false
+            reward = dist.neg_()
+        terminated = self._false
+        # MAML's per-axis test |d| < 0.01 implies dist < 0.01 * sqrt(2): test exactly only when near
+        if self.terminate_at_goal and reward.max().item() > -_NEAR:
+            ad = d.abs()
+            terminated = (ad[0] < GOAL_TOLERANCE) & (ad[1] < GOAL_TOLERANCE)
         self._t += 1
-        truncated = (self._true if self._t >= self.max_episode_steps else self._false) & ~terminated
+        truncated = self._false
+        if self._t >= self.max_episode_steps:
+            truncated = ~terminated
         return self.state, reward, terminated, truncated, {}
 
 
