@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/rl2/results")
     ap.add_argument("--tag", default=None)
+    ap.add_argument("--deadline-unix", type=float, default=None,
+                    help="stop training early at this wall-clock time (then evaluate); recorded in the JSON")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.task == "bandit":
@@ -52,8 +54,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curve = []
+    stopped_early = False
     w0, c0 = time.perf_counter(), time.process_time()
     for it in range(1, args.iterations + 1):
+        if args.deadline_unix is not None and time.time() > args.deadline_unix:
+            stopped_early = True
+            break
         m = learner.train_step(it)
         curve.append({"iteration": it, **m, "wall_s": round(time.perf_counter() - w0, 2),
                       "cpu_s": round(time.process_time() - c0, 2)})
@@ -74,7 +80,9 @@ def main() -> None:
         "tag": tag,
         "task": args.task,
         "seed": args.seed,
-        "iterations": args.iterations,
+        "iterations": len(curve),
+        "planned_iterations": args.iterations,
+        "stopped_early_at_deadline": stopped_early,
         "algo": cfg.model_dump(),
         "train_wall_s": round(train_wall, 1),
         "train_cpu_s": round(train_cpu, 1),

@@ -75,7 +75,6 @@ def test_classifier_vmap_equals_loop_meta_gradient() -> None:
 
 
 def test_classifier_learns_and_evaluates_other_ways() -> None:
-    torch.manual_seed  # noqa: B018  (no global RNG is used; generators are explicit)
     task = blob_task()
     lr = build_maml(small(meta_batch=4, inner_steps=1, lr=3e-3), task, seed=0)
     before = lr.evaluate(MAMLEvalConfig(ways=[3], shots=[1], episodes=40, query=2), seed=0)[0].mean
@@ -87,4 +86,4 @@ def test_classifier_learns_and_evaluates_other_ways() -> None:
     assert rows[1].mean > 1 / 5 + 0.05
     fixed = build_maml(small(head="fixed"), task, seed=0)
     with pytest.raises(ConfigError, match="ways"):
-        fixed.evaluate(MAMLEvalConfig(ways=[5], shots=[1], episodes=2), seed=0)
+        fixed.evaluate(MAMLEvalConfig(ways=[5], shots=[1], episodes=2, query=2), seed=0)

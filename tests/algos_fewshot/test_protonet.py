@@ -21,6 +21,15 @@ needs_real = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine OpenMP spin-waiting makes 2 threads ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def toy_task(classes: int = 16, per: int = 8, size: int = 16, way: int = 4) -> FewShotTasks:
     """Classes are random blob patterns plus noise (learnable, tiny)."""
     g = torch.Generator().manual_seed(0)
@@ -107,14 +116,14 @@ def test_short_training_beats_the_untrained_net_on_held_out_alphabets() -> None:
 
     task = build_omniglot(OmniglotConfig(root=str(REAL), test_alphabets=["Korean", "Sanskrit"], way=20,
                                          shot=1, query=2))
-    learner = build_protonet(ProtoNetConfig(hidden=32), task, 0)
+    learner = build_protonet(ProtoNetConfig(hidden=16), task, 0)
     ecfg = FewShotEvalConfig(ways=[5], shots=[1], query=5, episodes=60, batch=30)
     before = learner.evaluate(ecfg, 11)[0].mean
     for i in range(40):
         learner.train_step(i)
     after = learner.evaluate(ecfg, 11)[0].mean
-    assert after > 0.2 + 0.4  # far above chance (0.2)
-    assert after > before + 0.03, (before, after)
+    assert after > 0.2 + 0.2  # chance is 0.2
+    assert after > before + 0.05, (before, after)
 
 
 @needs_real

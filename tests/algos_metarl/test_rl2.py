@@ -174,3 +174,16 @@ def test_tabular_mdp_trial_and_resume() -> None:
     assert _run(fresh, range(3, 5)) == after
     row = learner.evaluate(RL2EvalConfig(trials=50), seed=0)[0]
     assert row.setting["episodes"] == 2 and row.n == 50
+
+
+def test_shipped_configs_resolve() -> None:
+    from fastadapt.experiment import catalog
+    from fastadapt.experiment.config import load_config
+
+    catalog.load_all()
+    bandit = load_config("rl2-bandit", [], None)
+    assert bandit.algo_entry.name == "rl2" and bandit.task.arms == 5 and bandit.task.pulls == 10
+    assert bandit.eval.trials == 20000
+    mdp = load_config("rl2-tabular-mdp", ["task.episodes=25"], None)
+    assert mdp.task.episodes == 25
+    assert load_config("snail-bandit", [], None).algo_entry.name == "snail"

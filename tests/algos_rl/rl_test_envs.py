@@ -124,3 +124,16 @@ def check_resume(build: Any) -> None:
     # determinism: an independent learner with the same seed reproduces everything
     c = build()
     assert run_steps(c, 1, 5) == first + cont
+
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Small MLPs run fastest on one thread, and a shared, loaded CPU makes 2 threads ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import rl_test_envs
+from rl_test_envs import single_thread  # noqa: F401 (autouse fixture)
 import torch
 
 from fastadapt.algos.rl.a2c import A2C, A2CConfig
@@ -18,9 +19,9 @@ from fastadapt.tasks.rl.gym_env import make_gym_factory
 
 assert rl_test_envs  # registers the test envs
 
-SMALL = {"num_envs": 2, "num_steps": 16, "hidden": (16,)}
+SMALL = {"num_envs": 2, "num_steps": 8, "hidden": (16,)}
 ALGOS = {
-    "ppo": (PPO, PPOConfig, {"epochs": 2, "minibatch_size": 16}),
+    "ppo": (PPO, PPOConfig, {"epochs": 2, "minibatch_size": 8}),
     "a2c": (A2C, A2CConfig, {}),
     "vpg": (VPG, VPGConfig, {"vf_epochs": 1}),
     "vpg_linear": (VPG, VPGConfig, {"baseline": "linear"}),
@@ -28,8 +29,10 @@ ALGOS = {
 }
 
 
-@pytest.mark.parametrize("name", list(ALGOS))
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize(
+    "name,env_id",
+    [(n, "CartPole-v1") for n in ALGOS] + [("ppo", "Pendulum-v1"), ("trpo", "Pendulum-v1")],
+)
 def test_resume_and_determinism(name: str, env_id: str) -> None:
     cls, cfg_cls, kw = ALGOS[name]
     task = make_gym_factory(env_id)
@@ -44,8 +47,8 @@ def _mean_eval(learner, seed: int = 0) -> float:
 @pytest.mark.parametrize(
     "name,iters,kw",
     [
-        ("ppo", 15, {"lr": 3e-3, "epochs": 4, "minibatch_size": 32}),
-        ("a2c", 40, {"lr": 3e-3, "optimizer": "adam", "norm_adv": True}),
+        ("ppo", 10, {"lr": 3e-3, "epochs": 4, "minibatch_size": 32}),
+        ("a2c", 30, {"lr": 3e-3, "optimizer": "adam", "norm_adv": True}),
         ("vpg", 15, {"lr": 3e-2}),
         ("vpg_linear", 15, {"lr": 3e-2}),
         ("trpo", 15, {"max_kl": 0.05}),
@@ -82,8 +85,8 @@ def test_eval_row_and_metrics_are_finite() -> None:
 
 def test_trpo_accepted_steps_respect_max_kl() -> None:
     task = make_gym_factory("CartPole-v1")
-    learner = TRPO(TRPOConfig(num_envs=2, num_steps=64, hidden=(16,), max_kl=0.005, vf_epochs=1), task, 1)
-    for i in range(1, 5):
+    learner = TRPO(TRPOConfig(num_envs=2, num_steps=32, hidden=(16,), max_kl=0.005, vf_epochs=1), task, 1)
+    for i in range(1, 4):
         m = learner.train_step(i)
         assert m["kl"] <= 0.005
         if m["step_frac"] > 0:
@@ -93,3 +96,13 @@ def test_trpo_accepted_steps_respect_max_kl() -> None:
 def test_bad_task_object_is_config_error() -> None:
     with pytest.raises(ConfigError, match="task"):
         PPO(PPOConfig(), object(), 0)
+
+
+@pytest.mark.mujoco
+def test_resume_on_mujoco_halfcheetah() -> None:
+    """Env-state replay (reset seed + recorded actions) restores MuJoCo physics exactly."""
+    pytest.importorskip("mujoco")
+    task = make_gym_factory("HalfCheetah-v5")
+    cfg = PPOConfig(num_envs=1, num_steps=8, hidden=(16,), epochs=1, minibatch_size=8,
+                    normalize_obs=True, normalize_reward=True)
+    rl_test_envs.check_resume(lambda: PPO(cfg, task, 0))

@@ -16,6 +16,15 @@ from fastadapt.tasks.fewshot.episodes import (
     split_by_groups,
 )
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine OpenMP spin-waiting makes 2 threads ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def toy_dataset(classes: int = 12, per: int = 6, groups: int = 3, size: int = 5) -> ClassDataset:
     """Every item is a distinct random (non-symmetric) image; item i belongs to class i // per."""

@@ -24,6 +24,15 @@ from fastadapt.tasks.fewshot.omniglot import (
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "omniglot"
 REAL_FILES = [REAL / "images_background_small1.zip", REAL / "images_background_small2.zip"]
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine OpenMP spin-waiting makes 2 threads ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def png_bytes(seed: int, size: int = 105) -> bytes:
     """A 105x105 1-bit PNG: white background with a random black rectangle (a stand-in stroke)."""

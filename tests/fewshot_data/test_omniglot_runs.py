@@ -16,6 +16,15 @@ from fastadapt.tasks.fewshot.omniglot_runs import build_runs, load_runs, runs_ac
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "omniglot"
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine OpenMP spin-waiting makes 2 threads ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def png(seed: int) -> bytes:
     import io

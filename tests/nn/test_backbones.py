@@ -8,6 +8,15 @@ from torch.func import functional_call, grad, vmap
 
 from fastadapt.nn.backbones import Conv4, ResNetSmall, conv4_classifier, make_backbone
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine OpenMP spin-waiting makes 2 threads ~10x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

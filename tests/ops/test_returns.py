@@ -142,3 +142,15 @@ def test_td_targets_masked_mean_normalize() -> None:
     torch.testing.assert_close(masked_mean(n, m, dim=1), torch.zeros(2), atol=1e-6, rtol=0)
     full = normalize(torch.randn(100, generator=torch.Generator().manual_seed(0)))
     assert abs(float(full.mean())) < 1e-6 and abs(float(full.std(unbiased=False)) - 1) < 1e-4
+
+
+def test_normalize_over_tuple_dims_per_task() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 5, generator=g) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1, 1)
+    mask = (torch.rand(3, 4, 5, generator=g) > 0.3).float()
+    n = normalize(x, mask, dim=(1, 2))
+    for k in range(3):
+        v = n[k][mask[k] > 0]
+        assert abs(float(v.mean())) < 1e-5
+        assert abs(float(v.std(unbiased=False)) - 1) < 1e-3
+    assert bool((n[mask == 0] == 0).all())

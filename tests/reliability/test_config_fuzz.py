@@ -62,11 +62,13 @@ def _mutate(raw: dict, kind: str, pick: int) -> tuple[dict, str] | None:
         return _set(raw, key, "zz-no-such-name"), key
     numeric = [(k, v) for k, v in leaves if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if kind == "wrong_type":
-        typed = [(k, v) for k, v in leaves if v is not None and not isinstance(v, str)]
+        # a word where a number or flag belongs; a mapping where a list belongs (a lone string may
+        # legitimately stand for a one-element list of names)
+        typed = [(k, v) for k, v in leaves if isinstance(v, (int, float, bool, list))]
         if not typed:
             return None
-        key, _ = typed[pick % len(typed)]
-        return _set(raw, key, "zz-not-a-value"), key
+        key, v = typed[pick % len(typed)]
+        return _set(raw, key, {"zz": 1} if isinstance(v, list) else "zz-not-a-value"), key
     floats = [(k, v) for k, v in numeric if isinstance(v, float)]
     if kind == "nan":
         if not floats:

@@ -195,3 +195,32 @@ def test_same_layout_as_vector_sampler() -> None:
     for k in ("obs", "actions", "rewards", "dones", "mask", "log_probs"):
         assert getattr(v, k).shape == getattr(p, k).shape and getattr(v, k).dtype == getattr(p, k).dtype, k
     assert set(v.infos) <= set(p.infos)
+
+
+class _HangsOnce(gym.Wrapper):
+    """Hangs (sleeps) the first time a worker steps task 0, once per marker file."""
+
+    def __init__(self, env: gym.Env, marker: Path, parent_pid: int) -> None:
+        super().__init__(env)
+        self.marker, self.parent_pid = marker, parent_pid
+
+    def step(self, action: Any) -> Any:
+        if os.getpid() != self.parent_pid and not self.marker.exists():
+            self.marker.touch()
+            time.sleep(120)
+        return self.env.step(action)
+
+
+def test_hung_worker_is_killed_after_timeout_and_restarted(tmp_path: Path) -> None:
+    dist = Navigation2D(horizon=5)
+    policy = _policy()
+    tasks = dist.sample(2, seed=0)
+    marker, parent = tmp_path / "hung", os.getpid()
+    make = lambda: _HangsOnce(dist.make_env(), marker, parent)  # noqa: E731
+    ref = ProcessSampler(make, policy, num_envs=1, num_workers=0).sample(tasks, None, seed=1)
+    t0 = time.monotonic()
+    with ProcessSampler(make, policy, num_envs=1, num_workers=1, timeout_s=2.0) as s:
+        b = s.sample(tasks, None, seed=1)
+    assert time.monotonic() - t0 < 60 and marker.exists()
+    assert len(s.restarts) == 1 and s.restarts[0]["exit_code"] == -signal.SIGKILL
+    _assert_same(ref, b)

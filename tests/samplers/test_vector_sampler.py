@@ -145,3 +145,21 @@ def test_discrete_policy_runs_on_a_callable_env_factory() -> None:
     sampler = VectorSampler(lambda t, e: dist.batched_env(t, e), policy, num_envs=2)
     b = sampler.sample(dist.sample(3, seed=0), None, seed=0)
     assert b.actions.dtype == torch.int64 and b.actions.shape == (3, 2, 15)
+
+
+@pytest.mark.bench
+def test_sampler_speed_benchmark_runs_small(tmp_path: object) -> None:
+    """The registered ``sampler-speed`` benchmark end to end with tiny settings (numbers not checked)."""
+    from fastadapt.bench.sampler_speed import SamplerSpeedConfig, run_sampler_speed
+    from fastadapt.core.types import BenchContext
+
+    cfg = SamplerSpeedConfig(nav_tasks=4, nav_envs_per_task=4, nav_batched_steps=20, nav_sync_steps=5,
+                             cheetah_tasks=1, cheetah_envs_per_task=2, cheetah_horizon=5, bare_steps=20,
+                             repeats=2)
+    ctx = BenchContext(out=tmp_path)
+    rows = run_sampler_speed(cfg, ctx)
+    methods = [r.method for r in rows]
+    assert methods[:2] == ["fastadapt_batched", "gymnasium_sync"]
+    assert rows[0].setting == {"env": "navigation2d", "envs": 16}
+    assert all(r.mean > 0 and r.n == 2 for r in rows)
+    assert any("ratio" in n for n in ctx.notes)

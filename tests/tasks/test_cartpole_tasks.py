@@ -84,3 +84,17 @@ def test_errors_and_registration() -> None:
         TASKS.get("cartpole-physics").config(vary=["friction"])
     entry = TASKS.get("cartpole-physics")
     assert entry.family == "metarl" and entry.build(entry.config(horizon=100)).horizon == 100
+
+
+def test_vector_sampler_masks_fallen_poles() -> None:
+    from fastadapt.nn.policies import CategoricalMLPPolicy
+    from fastadapt.samplers import VectorSampler
+
+    dist = CartPolePhysics(horizon=200)
+    policy = CategoricalMLPPolicy(4, 2, hidden=(8,))
+    b = VectorSampler(dist, policy, num_envs=4).sample(dist.sample(3, seed=0), None, seed=0)
+    lengths = b.mask.sum(-1)
+    assert (lengths < 200).all()  # a random policy drops every pole well before 200 steps
+    # reward is +1 on every valid step, including the one on which the pole falls
+    assert torch.equal(b.rewards.sum(-1), lengths)
+    assert torch.equal(b.infos["terminated"].sum(-1), torch.ones(3, 4))

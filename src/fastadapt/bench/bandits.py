@@ -121,13 +121,13 @@ def plot_bandits(rows: list[Row], refs: list[Row], path: Path) -> Path:
                            label=m if j == 0 else None, capsize=2)
                 paper = [r for r in refs if r.method == f"{m} (paper)" and r.setting == {"arms": k, "pulls": n}]
                 if paper:
-                    ax.plot(x, paper[0].mean, "kx", markersize=6,
-                            label="paper (RL² Table 1)" if (i == 0 and j == 0) else None)
+                    ax.plot(x, paper[0].mean, "kx", markersize=6)
         ax.set_xticks(range(len(arms)), [f"k={k}" for k in arms])
         ax.set_title(f"n = {n} pulls")
         ax.set_ylabel("total reward")
         lo = min(r.mean for r in rows if r.setting["pulls"] == n)
         ax.set_ylim(0.9 * lo, None)
+    axes[0][0].plot([], [], "kx", label="paper (RL² Table 1)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.1, 1, 1))

@@ -90,7 +90,7 @@ def plot_mdp(rows: list[Row], refs: list[Row], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     methods = list(dict.fromkeys(r.method for r in rows))
     for i, m in enumerate(methods):
         rs = sorted((r for r in rows if r.method == m), key=lambda r: r.setting["episodes"])
@@ -105,7 +105,7 @@ def plot_mdp(rows: list[Row], refs: list[Row], path: Path) -> Path:
     ax.set_xlabel("episodes n")
     ax.set_ylabel("total reward / n")
     ax.set_title("random tabular MDPs (10 states, 5 actions, horizon 10)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

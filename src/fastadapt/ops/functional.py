@@ -59,6 +59,8 @@ __all__ = [
     "forward_batched",
     "stack_params",
     "unstack_params",
+    "grad_batched",
+    "adaptation_curve",
     "hvp",
 ]
 
@@ -276,16 +278,30 @@ def adapt_vmap(
     trajectory: bool = False,
     chunk_size: int | None = None,
     second_order_steps: int | None = None,
+    batched_params: bool = False,
 ) -> Params | list[Params]:
     """Adapt a meta-batch at once: ``x: [tasks, examples, *x_shape]``, ``y: [tasks, examples, ...]``.
 
-    ``params`` are shared by all tasks (the meta-initialisation); returns ``{name: [tasks, *shape]}`` (or a
-    list of those, steps ``0..steps``, with ``trajectory``; entry 0 is the shared params expanded).
+    ``params`` are shared by all tasks (the meta-initialisation), or per task ``{name: [tasks, *shape]}``
+    with ``batched_params``; returns ``{name: [tasks, *shape]}`` (or a list of those, steps ``0..steps``,
+    with ``trajectory``; entry 0 is the initial params, expanded if shared).
     """
+    if steps == 0 and batched_params:
+        out_b = dict(params)
+        return [out_b] if trajectory else out_b
     if steps == 0:
         t = x.shape[0]
         out0 = {k: v.unsqueeze(0).expand(t, *v.shape) for k, v in params.items()}
         return [out0] if trajectory else out0
+
+    if batched_params:
+
+        def one_b(p: Params, xi: torch.Tensor, yi: torch.Tensor) -> Params | list[Params]:
+            return adapt_task_func(
+                model, p, xi, yi, loss_fn, steps, lrs, first_order, frozen, trajectory, second_order_steps
+            )
+
+        return vmap(one_b, chunk_size=chunk_size)(dict(params), x, y)
 
     def one(xi: torch.Tensor, yi: torch.Tensor) -> Params | list[Params]:
         return adapt_task_func(
@@ -351,16 +367,79 @@ def forward_batched(
     batched: Mapping[str, torch.Tensor],
     x: torch.Tensor,
     frozen: Mapping[str, torch.Tensor] | None = None,
+    mode: Literal["vmap", "loop"] = "vmap",
 ) -> torch.Tensor:
     """Run per-task parameters ``{name: [tasks, *shape]}`` on ``x: [tasks, examples, *x_shape]``.
 
-    Returns ``[tasks, examples, *out_shape]``. ``frozen`` parameters are shared by all tasks.
+    Returns ``[tasks, examples, *out_shape]``. ``frozen`` parameters are shared by all tasks. ``mode="loop"``
+    calls the module once per task (same values; needed for e.g. channels-last convolutions).
     """
+    if mode == "loop":
+        return torch.stack([
+            functional_call(model, _merge({k: v[i] for k, v in batched.items()}, frozen), (x[i],))
+            for i in range(x.shape[0])
+        ])
 
     def one(p: Params, xi: torch.Tensor) -> torch.Tensor:
         return functional_call(model, _merge(p, frozen), (xi,))
 
     return vmap(one)(dict(batched), x)
+
+
+def grad_batched(
+    model: nn.Module,
+    batched: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    frozen: Mapping[str, torch.Tensor] | None = None,
+) -> Params:
+    """Per-task gradients of per-task parameters: ``{name: [tasks, *shape]}`` on ``x: [tasks, ...]``."""
+
+    def one(p: Params, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return task_loss(model, p, xi, yi, loss_fn, frozen)
+
+    return vmap(grad(one))(dict(batched), x, y)
+
+
+def adaptation_curve(
+    model: nn.Module,
+    fast: Mapping[str, torch.Tensor],
+    lrs: LRSpec,
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    query_x: torch.Tensor,
+    query_y: torch.Tensor,
+    loss_fn: LossFn,
+    per_task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    max_steps: int,
+    frozen: Mapping[str, torch.Tensor] | None = None,
+    chunk: int = 256,
+) -> torch.Tensor:
+    """Per-task query loss after ``0..max_steps`` inner steps, without gradients: ``[max_steps+1, tasks]``.
+
+    ``support_x: [tasks, n, ...]``; ``per_task_loss(pred [tasks, m, ...], y [tasks, m, ...]) -> [tasks]``.
+    Tasks are processed ``chunk`` at a time (vmapped).
+    """
+    fast_d = {k: v.detach() for k, v in fast.items()}
+    frozen_d = {k: v.detach() for k, v in (frozen or {}).items()}
+    if isinstance(lrs, torch.Tensor):
+        lrs = lrs.detach()
+    elif isinstance(lrs, Mapping):
+        lrs = {k: v.detach() for k, v in lrs.items()}
+    out = []
+    with torch.no_grad():
+        for i in range(0, support_x.shape[0], chunk):
+            sl = slice(i, i + chunk)
+            traj = adapt_vmap(
+                model, fast_d, support_x[sl], support_y[sl], loss_fn, max_steps, lrs, frozen=frozen_d,
+                trajectory=True,
+            )
+            assert isinstance(traj, list)
+            out.append(torch.stack([
+                per_task_loss(forward_batched(model, p, query_x[sl], frozen_d), query_y[sl]) for p in traj
+            ]))
+    return torch.cat(out, 1)
 
 
 def hvp(

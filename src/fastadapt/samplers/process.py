@@ -32,7 +32,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
 import time
@@ -200,7 +199,7 @@ class ChunkCollector:
         out = self._vone(per_pair, obs.unsqueeze(1))
         return tuple(o.squeeze(1) for o in out) if isinstance(out, tuple) else out.squeeze(1)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # results leave as numpy arrays, so inference tensors never escape
     def collect(
         self,
         tasks: Sequence[Any],

@@ -19,7 +19,9 @@ Required:
   ``torch.no_grad()`` unless the subclass sets ``eval_needs_grad = True`` (gradient-based adaptation),
   with ``self.model`` in ``eval()`` mode. The support is class-major with one label per ``shot`` block.
 
-Optional overrides: ``train_step`` (e.g. Reptile's outer update; keep the counters and return
+Optional: ``eval_config_cls`` (your subclass of :class:`FewShotEvalConfig`, also passed as ``eval_config``
+to ``register_algo``) and ``eval_context(ecfg, seed)`` (a context manager around every evaluation, to read
+test-time options such as the number of adaptation steps). Other optional overrides: ``train_step`` (e.g. Reptile's outer update; keep the counters and return
 ``examples``), ``extra_state()`` / ``load_extra_state(state)`` for anything outside ``model``/optimizer/
 generators (learned inner rates that are not in ``model`` must be in one of them).
 
@@ -41,8 +43,9 @@ accuracy over all items, ``se`` across runs, ``n`` = runs, ``extra = {"error", "
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -164,6 +167,7 @@ class FewShotLearner:
 
     key_metric = "accuracy"
     eval_needs_grad = False
+    eval_config_cls: type[FewShotEvalConfig] = FewShotEvalConfig
 
     def __init__(
         self,
@@ -196,6 +200,27 @@ class FewShotLearner:
 
     def extra_state(self) -> dict[str, Any]:
         return {}
+
+    def coerce_eval_config(self, cfg: Any) -> FewShotEvalConfig:
+        """``cfg`` validated as this learner's eval config (``eval_config_cls``)."""
+        cls = self.eval_config_cls
+        if isinstance(cfg, cls):
+            return cfg
+        data = cfg.model_dump() if isinstance(cfg, Section) else dict(cfg or {})
+        return cls.model_validate(data)
+
+    @contextlib.contextmanager
+    def eval_context(self, ecfg: FewShotEvalConfig, seed: int) -> Iterator[None]:
+        """Hook around every evaluation (e.g. to read test-time options of a subclass's eval config)."""
+        del ecfg, seed
+        yield
+
+    def episode_scores(self, episode: FewShotEpisode, cfg: Any = None, seed: int = 0) -> torch.Tensor:
+        """Scores ``[tasks, n_query, way]`` for any episode (e.g. loaded runs) under eval config ``cfg``;
+        ensembles average ``softmax`` of these over learners."""
+        ecfg = self.coerce_eval_config(cfg)
+        with self.eval_context(ecfg, seed):
+            return self.scores(episode, ecfg.batch)
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         del state
@@ -288,16 +313,15 @@ class FewShotLearner:
 
     def evaluate(self, cfg: Section, seed: int) -> list[Row]:
         """The few-shot meta-test protocol (module docstring)."""
-        ecfg = cfg if isinstance(cfg, FewShotEvalConfig) else FewShotEvalConfig.model_validate(
-            cfg.model_dump() if isinstance(cfg, Section) else dict(cfg or {})
-        )
-        if ecfg.omniglot_runs:
-            return [self.evaluate_runs(ecfg.omniglot_runs, ecfg.batch)]
-        rows = []
-        for way in ecfg.ways:
-            for shot in ecfg.shots:
-                rows.append(self.evaluate_setting(ecfg, seed, way, shot))
-        return rows
+        ecfg = self.coerce_eval_config(cfg)
+        with self.eval_context(ecfg, seed):
+            if ecfg.omniglot_runs:
+                return [self.evaluate_runs(ecfg.omniglot_runs, ecfg.batch)]
+            rows = []
+            for way in ecfg.ways:
+                for shot in ecfg.shots:
+                    rows.append(self.evaluate_setting(ecfg, seed, way, shot))
+            return rows
 
     def evaluate_setting(self, ecfg: FewShotEvalConfig, seed: int, way: int, shot: int,
                          predict: Callable[[FewShotEpisode], torch.Tensor] | None = None) -> Row:

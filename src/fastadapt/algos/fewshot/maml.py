@@ -68,6 +68,10 @@ class MAMLConfig(FewShotAlgoConfig):
         "scalar", description="one learned rate per step (scalar), per tensor (layer) or per weight (Meta-SGD)"
     )
     per_step_lr: bool = Field(True, description="a separate learned rate for every inner step")
+    lr_min: float | None = Field(
+        None, description="project the learned rates of the LAST inner step (the ones reused for steps past "
+        "inner_steps) to >= lr_min after every meta-update; 0 keeps those extra steps descent steps",
+    )
     first_order: bool = Field(False, description="first-order MAML (drop second derivatives)")
     second_order_steps: int | None = Field(
         None, ge=0, description="differentiate only the first m inner gradients (later steps first order)"
@@ -76,7 +80,10 @@ class MAMLConfig(FewShotAlgoConfig):
     multi_step_loss: bool = Field(
         False, description="meta-loss = mean of the query losses after every inner step (MAML++ MSL)"
     )
-    vectorize: Literal["vmap", "loop"] = Field("vmap", description="meta-batch inner loop: vmap or task loop")
+    vectorize: Literal["vmap", "loop"] = Field(
+        "vmap", description="meta-batch inner loop: vmap (fastest for MLPs) or task loop (fastest for Conv4)"
+    )
+    channels_last: bool = Field(True, description="classification, loop mode: channels-last convolutions")
     pretrain_baseline: bool = Field(
         True, description="regression: also train the joint-training ('pretrained') baseline on the same tasks"
     )
@@ -300,14 +307,15 @@ class MAMLLearner:
         for s in steps_for_loss:
             pred = F.forward_batched(self.model, traj[s], ep.query_x, frozen)
             losses.append(_mse_per_task(pred, ep.query_y).mean())
-        meta_loss = torch.stack(losses).mean()
         final = losses[-1].detach()
+        meta_loss = torch.stack(losses).mean()
         if not torch.isfinite(meta_loss):
             raise NumericError("meta-loss", iteration)
         self.opt.zero_grad(set_to_none=True)
         meta_loss.backward()
         gnorm = self._clip()
         self.opt.step()
+        self._project_lrs()
         metrics = {"loss": float(final), "meta_loss": float(meta_loss.detach()), "grad_norm": gnorm}
         if self.pretrained is not None and self.pre_opt is not None:
             x = torch.cat([ep.support_x, ep.query_x], 1)
@@ -326,6 +334,12 @@ class MAMLLearner:
             if not math.isfinite(v):
                 raise NumericError(k, iteration)
         return metrics
+
+    def _project_lrs(self) -> None:
+        if self.cfg.lr_min is not None and self.inner_lrs:
+            with torch.no_grad():
+                for v in self.inner_lrs.values():
+                    v[-1].clamp_(min=self.cfg.lr_min)
 
     def _clip(self) -> float:
         params = [p for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
@@ -437,26 +451,50 @@ class MAMLLearner:
         chunk: int,
     ) -> torch.Tensor:
         """Per-task query MSE after ``0..max_steps`` steps: ``[steps+1, tasks]``."""
-        fast = {k: v.detach() for k, v in fast.items()}
-        frozen = {k: v.detach() for k, v in frozen.items()}
-        if not isinstance(lrs, float):
-            lrs = (
-                lrs.detach() if isinstance(lrs, torch.Tensor) else {k: v.detach() for k, v in lrs.items()}
-            )
-        out = []
-        with torch.no_grad():
-            for i in range(0, ep.num_tasks, chunk):
-                sx, sy = ep.support_x[i : i + chunk], ep.support_y[i : i + chunk]
-                qx, qy = ep.query_x[i : i + chunk], ep.query_y[i : i + chunk]
-                traj = F.adapt_vmap(model, fast, sx, sy, _mse, max_steps, lrs, frozen=frozen, trajectory=True)
-                assert isinstance(traj, list)
-                out.append(
-                    torch.stack([_mse_per_task(F.forward_batched(model, p, qx, frozen), qy) for p in traj])
-                )
-        return torch.cat(out, 1)
+        return F.adaptation_curve(
+            model, fast, lrs, ep.support_x, ep.support_y, ep.query_x, ep.query_y, _mse, _mse_per_task,
+            max_steps, frozen, chunk,
+        )
 
 
 # ------------------------------------------------------------------------------------ classification
+class TaskBatchNorm2d(nn.Module):
+    """Batch norm with the statistics of the current batch (no running averages), written out by hand.
+
+    Same math and parameter names (``weight``, ``bias``) as ``nn.BatchNorm2d(c, track_running_stats=False)``
+    in training mode. It exists because, in torch 2.13, the second-order meta-gradient through the *affine*
+    native batch norm inside ``torch.func.vmap(torch.func.grad(...))`` is wrong (a test in
+    ``tests/algos_fewshot/test_functional.py`` records it); the hand-written form vmaps correctly.
+    ``x: [N, C, H, W]``.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean((0, 2, 3), keepdim=True)
+        var = (x - mu).pow(2).mean((0, 2, 3), keepdim=True)
+        return (x - mu) * torch.rsqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+def replace_batchnorm_(module: nn.Module) -> nn.Module:
+    """Swap every ``nn.BatchNorm2d`` of ``module`` for a :class:`TaskBatchNorm2d` with the same weights."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            new = TaskBatchNorm2d(child.num_features, child.eps)
+            if child.affine:
+                with torch.no_grad():
+                    new.weight.copy_(child.weight)
+                    new.bias.copy_(child.bias)
+            setattr(module, name, new)
+        else:
+            replace_batchnorm_(child)
+    return module
+
+
 class MetaClassifier(nn.Module):
     """Conv4 body + linear head, written so the head can change its number of classes per task.
 
@@ -464,13 +502,27 @@ class MetaClassifier(nn.Module):
     ``head="unicorn"``: one shared row ``head_weight: [1, d]``, ``head_bias: [1]`` that is copied to every
     class before adaptation (Ye & Chao 2022, "How to Train Your MAML to Excel in Few-Shot Classification",
     UnicornMAML): permutation invariant and usable for any number of ways (5-way training, 20-way testing).
+    ``vmap_safe_bn`` swaps the batch norms for :class:`TaskBatchNorm2d` (needed for correct second-order
+    meta-gradients under ``vmap``; the per-task loop uses the faster native batch norm). ``channels_last``
+    stores the convolutions in channels-last format (faster on CPU, same values).
 
     ``x: [*lead, C, H, W] -> logits [*lead, way]``.
     """
 
-    def __init__(self, in_shape: tuple[int, ...], way: int, hidden: int, head: str, gen: torch.Generator) -> None:
+    def __init__(
+        self,
+        in_shape: tuple[int, ...],
+        way: int,
+        hidden: int,
+        head: str,
+        gen: torch.Generator,
+        vmap_safe_bn: bool = False,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
-        self.body = Conv4(in_shape[0], hidden, bn="batch", generator=gen)
+        self.body = Conv4(in_shape[0], hidden, bn="batch", generator=gen, channels_last=channels_last)
+        if vmap_safe_bn:
+            replace_batchnorm_(self.body)
         d = self.body.out_dim(in_shape)
         rows = way if head == "fixed" else 1
         lin = reset_parameters_(nn.Linear(d, rows), gen)
@@ -501,7 +553,10 @@ class MAMLClassifier(FewShotLearner):
     def __init__(self, cfg: MAMLConfig, task: Any, seed: int, name: str = "maml") -> None:
         t = require_classification_task(task, name)
         gen = torch_gen(seed, name, "init")
-        model = MetaClassifier(tuple(t.x_shape), t.way, cfg.channels, cfg.head, gen)
+        model = MetaClassifier(
+            tuple(t.x_shape), t.way, cfg.channels, cfg.head, gen,
+            vmap_safe_bn=cfg.vectorize == "vmap", channels_last=cfg.channels_last and cfg.vectorize == "loop",
+        )
         fast_names = ["head_weight", "head_bias"] if cfg.adapt == "head" else [n for n, _ in model.named_parameters()]
         inner_lrs: dict[str, torch.Tensor] = {}
         if cfg.learn_inner_lr:
@@ -556,7 +611,7 @@ class MAMLClassifier(FewShotLearner):
         steps = range(1, len(traj)) if cfg.multi_step_loss else [len(traj) - 1]
         losses, logits = [], None
         for st in steps:
-            logits = F.forward_batched(self.model, traj[st], episode.query_x, frozen)  # [T, nq, way]
+            logits = F.forward_batched(self.model, traj[st], episode.query_x, frozen, mode=cfg.vectorize)
             losses.append(torch.nn.functional.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten()))
         assert logits is not None
         return torch.stack(losses).mean(), {"accuracy": query_accuracy(logits.detach(), episode.query_y)}
@@ -566,7 +621,7 @@ class MAMLClassifier(FewShotLearner):
         with torch.no_grad():
             params, frozen = self.adapted(episode, steps, detach=True)
             assert isinstance(params, dict)
-            logits = F.forward_batched(self.model, params, episode.query_x, frozen)
+            logits = F.forward_batched(self.model, params, episode.query_x, frozen, mode=self.mcfg.vectorize)
         return torch.log_softmax(logits, -1)
 
     # -- training / checkpoint / eval ----------------------------------------------------------------

@@ -15,7 +15,9 @@ Test-time options (eval config, all off by default; none of them looks at query 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -30,10 +32,9 @@ from fastadapt.algos.fewshot.common import (
     query_accuracy,
     require_classification_task,
 )
-from fastadapt.core.config import Section
 from fastadapt.core.registry import register_algo
 from fastadapt.core.seeding import torch_gen
-from fastadapt.core.types import FewShotEpisode, Row
+from fastadapt.core.types import FewShotEpisode
 from fastadapt.nn.backbones import make_backbone
 
 
@@ -70,6 +71,8 @@ def prototype_scores(zq: torch.Tensor, protos: torch.Tensor, distance: str, scal
 
 class ProtoNet(FewShotLearner):
     """Prototypical Networks; ``model`` is the embedding network."""
+
+    eval_config_cls = ProtoNetEvalConfig
 
     def __init__(self, cfg: ProtoNetConfig, task: object, seed: int) -> None:
         t = require_classification_task(task, "protonet")
@@ -122,18 +125,14 @@ class ProtoNet(FewShotLearner):
             protos = num / (onehot.sum(1) + resp.sum(1))[..., None]
         return torch.log_softmax(prototype_scores(zq, protos, self.cfg.distance, self.cfg.scale), -1)
 
-    def evaluate(self, cfg: Section, seed: int) -> list[Row]:
-        ecfg = cfg if isinstance(cfg, ProtoNetEvalConfig) else ProtoNetEvalConfig.model_validate(
-            cfg.model_dump() if isinstance(cfg, Section) else dict(cfg or {})
-        )
+    @contextlib.contextmanager
+    def eval_context(self, ecfg: FewShotEvalConfig, seed: int) -> Iterator[None]:
+        assert isinstance(ecfg, ProtoNetEvalConfig)
         self._eval, self._eval_gen = ecfg, torch_gen(seed, "protonet-tta")
         try:
-            return super().evaluate(ecfg, seed)
+            yield
         finally:
             self._eval, self._eval_gen = None, None
-
-    def extra_state(self) -> dict[str, Any]:
-        return {}
 
 
 @register_algo("protonet", family="fewshot", config=ProtoNetConfig, eval_config=ProtoNetEvalConfig)

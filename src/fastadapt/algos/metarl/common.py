@@ -752,6 +752,10 @@ class GradientMetaLearner:
                 raise NumericError(k, iteration)
         return out
 
+    def meta_train_step(self, iteration: int) -> dict[str, float]:
+        """MetaLearner protocol name of :meth:`train_step`."""
+        return self.train_step(iteration)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},

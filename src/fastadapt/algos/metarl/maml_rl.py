@@ -146,6 +146,8 @@ class MAMLRL(GradientMetaLearner):
             "pre_return": float(train[0].task_returns().mean()),
             "post_return": float(valid.task_returns().mean()),
         }
+        if valid.success is not None:
+            metrics["post_success"] = float(valid.success.mean())
 
         def objective(with_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
             with torch.set_grad_enabled(with_graph):

@@ -128,13 +128,16 @@ class ProMP(GradientMetaLearner):
                     self.kl_coefs[s] /= 2.0
                 elif k > cfg.target_kl * 1.5:
                     self.kl_coefs[s] *= 2.0
-        return {
+        out = {
             "pre_return": float(train[0].task_returns().mean()),
             "post_return": float(valid.task_returns().mean()),
             "surrogate": -loss_v,
             "inner_kl": float(sum(kls) / len(kls)),
             "kl_coef": float(sum(self.kl_coefs) / len(self.kl_coefs)),
         }
+        if valid.success is not None:
+            out["post_success"] = float(valid.success.mean())
+        return out
 
 
 @register_algo("promp", family="metarl", config=ProMPConfig, eval_config=MetaRLEvalConfig)

@@ -15,6 +15,19 @@ Implementation details that matter for getting close to the Bayes-optimal line o
 - advantages normalised per batch; learning rate and entropy bonus annealed linearly to their final values
   over ``anneal_iterations``; undiscounted returns (``gamma = 1``) since the objective is the trial total.
 
+Trials: the env is built once as ``task.batched_env(trials_per_iter, 1)``; a trial is ``episodes_per_trial``
+env episodes (default ``task.episodes_per_task`` or 1: the bandit and tabular-MDP envs already play a whole
+trial as one env episode and flag the inner episode ends in ``info["episode_done"]``). The network input is
+``[obs, one_hot(prev action), prev reward, prev done]``; where the env's observation already contains these
+(bandit, tabular MDP) they simply appear twice, which is harmless.
+
+Two optional, clearly non-standard training aids (off by default, not in Duan et al. 2016; both use task
+parameters that only the meta-trainer knows, never the policy): ``critic_task_info`` gives the value GRU the
+true task parameters (an asymmetric critic, Pinto et al. 2018), and ``learning_reward="expected"`` computes
+returns from ``E[r | task, action]`` (the env's ``info["expected_reward"]``) instead of the sampled reward,
+which leaves the policy gradient unbiased and lowers its variance. On k=5, n=10 bandits neither beat the
+plain algorithm at the same budget (benchmarks/rl2/README.md).
+
 Metrics of one ``train_step``: cumulative ``env_steps``, ``reward_per_trial`` (mean total reward per trial of
 the batch just collected), ``entropy``, ``approx_kl``, ``clip_frac``, ``value_loss``, ``lr``, ``ent_coef``.
 """

@@ -12,19 +12,24 @@ that seed and replaying the actions (gymnasium envs are deterministic given the 
 from __future__ import annotations
 
 import math
+import copy
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field
 
 from fastadapt.core.config import Section
 from fastadapt.core.errors import CheckpointError, ConfigError, EnvError, NumericError
-from fastadapt.core.seeding import get_state, np_rng, set_state
+from fastadapt.core.seeding import get_state, np_rng, set_state, torch_gen
 from fastadapt.core.types import Row
+from fastadapt.nn.policies import CategoricalMLPPolicy, GaussianMLPPolicy
+from fastadapt.nn.values import ValueMLP
+from fastadapt.ops.surrogates import value_loss
 
 
 # ----------------------------------------------------------------------------------------- configs
@@ -38,7 +43,6 @@ class RLEvalConfig(Section):
 # ------------------------------------------------------------------------------------- observations
 def space_info(observation_space: Any, action_space: Any) -> tuple[int, bool, int]:
     """``(obs_dim, discrete_actions, act_dim_or_n)`` for flat Box / Discrete spaces."""
-    import gymnasium as gym
 
     if isinstance(observation_space, gym.spaces.Box):
         obs_dim = int(math.prod(observation_space.shape))
@@ -58,7 +62,6 @@ def space_info(observation_space: Any, action_space: Any) -> tuple[int, bool, in
 
 def encode_obs(observation_space: Any, obs: Sequence[Any]) -> np.ndarray:
     """Stack raw observations of several envs into ``[E, obs_dim]`` float32 (Discrete -> one-hot)."""
-    import gymnasium as gym
 
     if isinstance(observation_space, gym.spaces.Discrete):
         out = np.zeros((len(obs), int(observation_space.n)), dtype=np.float32)
@@ -100,7 +103,6 @@ class RunningMeanStd:
 # ------------------------------------------------------------------------------------------ env pool
 def to_env_action(action_space: Any, action: Any) -> Any:
     """An int for ``Discrete`` spaces, else a float32 array clipped to the ``Box`` bounds."""
-    import gymnasium as gym
 
     if isinstance(action_space, gym.spaces.Discrete):
         return int(action)
@@ -136,7 +138,6 @@ class EnvPool:
     """
 
     def __init__(self, make_env: Callable[[], Any], num_envs: int, seed: int, key: str = "envs") -> None:
-        import gymnasium as gym
 
         self._make_env = make_env
         self.envs = [make_env() for _ in range(num_envs)]
@@ -367,7 +368,8 @@ def collect_rollout(
         pool.reset()
     E = pool.num_envs
     obs_l, act_l, logp_l, val_l, rew_l, done_l, ts_l = [], [], [], [], [], [], []
-    obs_t = obs_fn(pool.obs, update=True)
+    # the first observations were already counted by the running statistics at the end of the last rollout
+    obs_t = obs_fn(pool.obs, update=False)
     for _ in range(num_steps):
         with torch.no_grad():
             out = policy(obs_t)
@@ -589,10 +591,6 @@ class OnPolicyLearner:
     name = "on-policy"
 
     def __init__(self, cfg: OnPolicyConfig, task: Any, seed: int) -> None:
-        from fastadapt.core.seeding import torch_gen
-        from fastadapt.nn.policies import CategoricalMLPPolicy, GaussianMLPPolicy
-        from fastadapt.nn.values import ValueMLP
-
         self.cfg = cfg
         self.task = require_gym_task(task, self.name)
         self.seed = seed
@@ -643,8 +641,6 @@ class OnPolicyLearner:
         return {"env_steps": float(self.env_steps), **self.stats.metrics(), **metrics}
 
     def state_dict(self) -> dict[str, Any]:
-        import copy
-
         state = {
             "policy": self.policy.state_dict(),
             "value": self.value.state_dict(),
@@ -688,8 +684,6 @@ class OnPolicyLearner:
 
     def evaluate(self, cfg: RLEvalConfig | None, seed: int) -> list[Row]:
         """Average return over ``cfg.episodes`` episodes (fresh env seeds from ``seed``)."""
-        from fastadapt.core.seeding import torch_gen
-
         cfg = cfg if cfg is not None else RLEvalConfig()
         self._eval_gen = torch_gen(seed, "eval-actions")
         rets = evaluate_policy(
@@ -710,7 +704,6 @@ def fit_value_regression(
     max_grad_norm: float | None = None,
 ) -> float:
     """Regress ``value(obs [N, D]) -> returns [N]`` by minibatch MSE for ``epochs`` passes; mean loss."""
-    from fastadapt.ops.surrogates import value_loss
 
     n = obs.shape[0]
     mb = min(minibatch_size, n)
@@ -762,8 +755,6 @@ class OffPolicyLearner:
     name = "off-policy"
 
     def __init__(self, cfg: OffPolicyConfig, task: Any, seed: int) -> None:
-        import gymnasium as gym
-        from fastadapt.core.seeding import torch_gen
 
         self.cfg = cfg
         self.task = require_gym_task(task, self.name)
@@ -872,8 +863,6 @@ class OffPolicyLearner:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        import copy
-
         state = {
             "modules": {k: m.state_dict() for k, m in self.modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
@@ -913,10 +902,8 @@ class OffPolicyLearner:
     def evaluate(self, cfg: RLEvalConfig | None, seed: int) -> list[Row]:
         """Average return over ``cfg.episodes`` episodes with :meth:`greedy` actions
         (``deterministic: false`` uses :meth:`explore` noise instead)."""
-        from fastadapt.core.seeding import get_state as gs
-
         cfg = cfg if cfg is not None else RLEvalConfig()
-        saved = gs(self.gen)
+        saved = get_state(self.gen)
         try:
             act = self.greedy if cfg.deterministic else self.explore
             rets = evaluate_policy(self.task.make, act, self.obs_fn, cfg.episodes, seed, "eval-episodes")

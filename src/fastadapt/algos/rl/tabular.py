@@ -23,6 +23,7 @@ import copy
 import math
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field
@@ -31,6 +32,7 @@ from fastadapt.algos.rl.common import (
     EnvPool,
     EpisodeStats,
     RLEvalConfig,
+    encode_obs,
     evaluate_policy,
     linear_schedule,
     load_section,
@@ -38,7 +40,7 @@ from fastadapt.algos.rl.common import (
     returns_row,
 )
 from fastadapt.core.config import Section
-from fastadapt.core.errors import ConfigError
+from fastadapt.core.errors import CheckpointError, ConfigError, NumericError
 from fastadapt.core.registry import register_algo
 from fastadapt.core.seeding import get_state, np_rng, set_state
 from fastadapt.core.types import Row
@@ -88,8 +90,6 @@ class TabularLearner:
     key_metric = "episode_return"
 
     def __init__(self, cfg: TabularConfig, task: Any, seed: int, sarsa: bool) -> None:
-        import gymnasium as gym
-
         self.name = "sarsa" if sarsa else "q_learning"
         self.cfg, self.sarsa, self.seed = cfg, sarsa, seed
         self.task = require_gym_task(task, self.name)
@@ -161,8 +161,6 @@ class TabularLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         q = np.asarray(torch.as_tensor(load_section(state, "q")).numpy(), dtype=np.float64)
         if q.shape != self.q.shape:
-            from fastadapt.core.errors import CheckpointError
-
             raise CheckpointError(f"learner state: q has shape {q.shape}, expected {self.q.shape}")
         self.q = q.copy()
         self.visits = np.asarray(torch.as_tensor(load_section(state, "visits")).numpy(), dtype=np.int64).copy()
@@ -184,14 +182,12 @@ class TabularLearner:
                 return np.array([rng.integers(self.n_actions)])
             return np.array([int(np.argmax(self.q[s]))])
 
-        from fastadapt.algos.rl.common import encode_obs
-
         rets = evaluate_policy(
             self.task.make, act, lambda o: torch.from_numpy(encode_obs(self.task.observation_space, o)),
             cfg.episodes, seed, "eval-episodes",
         )
         if not all(math.isfinite(x) for x in rets):
-            raise ConfigError("eval: non-finite return")
+            raise NumericError("eval return")
         return [returns_row(self.name, self.env_id, rets, env_steps=self.env_steps)]
 
 

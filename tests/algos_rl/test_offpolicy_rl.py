@@ -1,0 +1,69 @@
+"""DQN, DDPG, TD3, SAC: resume equality, determinism, improvement on tiny bandits, config errors."""
+
+from __future__ import annotations
+
+import pytest
+import rl_test_envs
+from rl_test_envs import single_thread  # noqa: F401 (autouse fixture)
+
+from fastadapt.algos.rl.common import RLEvalConfig
+from fastadapt.algos.rl.ddpg import DDPG, DDPGConfig
+from fastadapt.algos.rl.dqn import DQN, DQNConfig
+from fastadapt.algos.rl.sac import SAC, SACConfig
+from fastadapt.algos.rl.td3 import TD3, TD3Config
+from fastadapt.core.errors import ConfigError
+from fastadapt.tasks.rl.gym_env import make_gym_factory
+
+TINY = {"num_envs": 2, "steps_per_iter": 20, "batch_size": 8, "learning_starts": 20, "hidden": (16,)}
+
+
+@pytest.mark.parametrize(
+    "cls,cfg_cls,env_id,kw",
+    [
+        (DQN, DQNConfig, "CartPole-v1", {"target_update_interval": 3}),
+        (DDPG, DDPGConfig, "Pendulum-v1", {}),
+        (DDPG, DDPGConfig, "Pendulum-v1", {"noise": "ou"}),
+        (TD3, TD3Config, "Pendulum-v1", {}),
+        (SAC, SACConfig, "Pendulum-v1", {"policy_frequency": 2}),
+    ],
+)
+def test_resume_and_determinism(cls, cfg_cls, env_id, kw) -> None:
+    task = make_gym_factory(env_id)
+    cfg = cfg_cls(**TINY, **kw)
+    rl_test_envs.check_resume(lambda: cls(cfg, task, 5))
+
+
+def test_dqn_improves_on_context_bandit() -> None:
+    task = make_gym_factory("fastadapt-test/ContextBandit-v0")
+    cfg = DQNConfig(num_envs=1, steps_per_iter=100, batch_size=32, learning_starts=100, hidden=(32,),
+                    exploration_steps=300, gamma=0.0, target_update_interval=20, lr=3e-3)
+    learner = DQN(cfg, task, 0)
+    ev = RLEvalConfig(episodes=20)
+    before = learner.evaluate(ev, 0)[0].mean
+    for i in range(1, 6):
+        m = learner.train_step(i)
+    after = learner.evaluate(ev, 0)[0].mean
+    assert after >= 7.5 and after > before + 1.0, (before, after)
+    assert m["env_steps"] == 500
+
+
+@pytest.mark.parametrize("cls,cfg_cls", [(DDPG, DDPGConfig), (TD3, TD3Config), (SAC, SACConfig)])
+def test_continuous_control_improves_on_bandit(cls, cfg_cls) -> None:
+    """Return on the continuous contextual bandit (reward -(a - c)^2) moves towards the optimum 0."""
+    task = make_gym_factory("fastadapt-test/ContinuousBandit-v0")
+    cfg = cfg_cls(num_envs=1, steps_per_iter=100, batch_size=32, learning_starts=100, hidden=(32,),
+                  gamma=0.0)
+    learner = cls(cfg, task, 0)
+    ev = RLEvalConfig(episodes=20)
+    before = learner.evaluate(ev, 0)[0].mean
+    for i in range(1, 7):
+        learner.train_step(i)
+    after = learner.evaluate(ev, 0)[0].mean
+    assert after > -0.8 and after > before + 0.5, (before, after)
+
+
+def test_action_space_mismatch_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="task.env_id"):
+        DQN(DQNConfig(), make_gym_factory("Pendulum-v1"), 0)
+    with pytest.raises(ConfigError, match="task.env_id"):
+        SAC(SACConfig(), make_gym_factory("CartPole-v1"), 0)
