@@ -34,6 +34,8 @@ def main() -> None:
             key = (r["task"], tuple(sorted(row["setting"].items())), row["method"], r["iterations"],
                    json.dumps(r["algo"], sort_keys=True))
             groups[key].append({**row, "seed": r["seed"], "train_cpu_s": r["train_cpu_s"],
+                                "planned": r.get("planned_iterations", r["iterations"]),
+                                "early": r.get("stopped_early_at_deadline", False),
                                 "train_wall_s": r["train_wall_s"], "variant": _variant(r["algo"])})
     lines = ["| task | setting | method | variant | iterations | seeds | mean ± se per seed | mean over seeds "
              "(± se across seeds) | test trials per seed | train CPU s (wall s) | Bayes-optimal (exact) | "
@@ -57,7 +59,9 @@ def main() -> None:
         per_seed = ", ".join(f"s{d['seed']}: {d['mean']:.3f} ± {d['se']:.3f}" for d in g)
         cpu = ", ".join(f"{d['train_cpu_s']:.0f} ({d['train_wall_s']:.0f})" for d in g)
         lines.append(
-            f"| {task} | {sset} | {method} | {g[0]['variant']} | {iters} | {len(g)} | {per_seed} | {m:.3f}"
+            f"| {task} | {sset} | {method} | {g[0]['variant']} | {iters}"
+            + (f" of {g[0]['planned']} (deadline)" if g[0]["early"] else "")
+            + f" | {len(g)} | {per_seed} | {m:.3f}"
             + (f" ± {se_seeds:.3f}" if se_seeds == se_seeds else "")
             + f" | {g[0]['n']} | {cpu} | {'' if bo is None else f'{bo:.3f}'} | {'' if paper is None else paper} |"
         )

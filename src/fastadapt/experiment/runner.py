@@ -2,7 +2,8 @@
 
 A run directory holds ``config.yaml`` (fully resolved), ``metrics.jsonl`` (one JSON object per iteration,
 with ``iteration``, ``env_steps`` or ``examples``, ``wall_time``), ``summary.json``, ``checkpoints/``,
-TensorBoard events under ``tb/`` and ``eval.json`` after ``eval``.
+TensorBoard events under ``tb/``, ``log.txt`` (the library's log records, e.g. sampler worker restarts)
+and ``eval.json`` after ``eval``.
 
 Guarantees:
 - everything is validated and built before the run directory is created; an existing directory is only
@@ -16,6 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -75,6 +77,17 @@ def build_learner(cfg: ResolvedConfig) -> Any:
         if not callable(getattr(learner, attr, None)):
             raise TypeError(f"algorithm {cfg.algo_entry.name!r} built an object without {attr}()")
     return learner
+
+
+def _attach_run_log(path: Path) -> logging.Handler:
+    """Send the library's log records (e.g. sampler worker restarts) to RUN_DIR/log.txt and stderr."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("fastadapt")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
 
 
 def _check_metrics(metrics: dict[str, Any], iteration: int) -> dict[str, Any]:
@@ -188,6 +201,7 @@ def train(
 
     total = cfg.train.iterations
     key = getattr(learner, "key_metric", None)
+    log_handler = _attach_run_log(run_dir / "log.txt")
     tb = _TB(run_dir / "tb", cfg.train.tensorboard, purge_step=start_iter + 1 if resume else None)
     t0 = time.monotonic()
     last: dict[str, Any] = {}
@@ -243,6 +257,8 @@ def train(
         ) from None
     finally:
         tb.close()
+        logging.getLogger("fastadapt").removeHandler(log_handler)
+        log_handler.close()
         summary = {
             "name": cfg.name,
             "algo": cfg.algo_entry.name,

@@ -52,24 +52,24 @@ from fastadapt.nn.recurrent import RecurrentActorCritic
 
 
 class RL2Config(Section):
-    """The ``algo:`` section of RL² (PPO over trials)."""
+    """The ``algo:`` section of RL² (PPO over trials). Defaults = the tuned k=5, n=10 bandit settings."""
 
-    trials_per_iter: int = Field(4096, ge=2, description="trials (tasks) collected per iteration")
+    trials_per_iter: int = Field(2048, ge=2, description="trials (tasks) collected per iteration")
     episodes_per_trial: int | None = Field(
         None,
         ge=1,
         description="env episodes (resets) per trial; default: the task's `episodes_per_task`, else 1 (bandit "
         "and tabular-MDP envs play a whole trial as one env episode)",
     )
-    hidden: int = Field(128, ge=1, description="GRU hidden units")
+    hidden: int = Field(64, ge=1, description="GRU hidden units")
     shared: bool = Field(False, description="one GRU for policy and value (default: separate GRUs)")
     lr: float = Field(3e-3, gt=0)
-    lr_final: float = Field(3e-4, gt=0, description="learning rate reached after anneal_iterations")
-    ent_coef: float = Field(0.02, ge=0)
+    lr_final: float = Field(1e-4, gt=0, description="learning rate reached after anneal_iterations")
+    ent_coef: float = Field(0.01, ge=0)
     ent_coef_final: float = Field(0.0, ge=0)
-    anneal_iterations: int = Field(100, ge=1, description="iterations over which lr and ent_coef anneal")
+    anneal_iterations: int = Field(150, ge=1, description="iterations over which lr and ent_coef anneal")
     gamma: float = Field(1.0, gt=0, le=1)
-    gae_lambda: float = Field(0.9, ge=0, le=1)
+    gae_lambda: float = Field(0.5, ge=0, le=1)
     clip: float = Field(0.2, gt=0)
     epochs: int = Field(4, ge=1)
     minibatches: int = Field(4, ge=1)
