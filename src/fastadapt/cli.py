@@ -148,13 +148,16 @@ def bench(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default bench-results/NAME)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result rows to this file."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the benchmark."),
+    runs: Optional[list[Path]] = typer.Option(
+        None, "--run", help="A trained run directory whose eval rows join the table (repeatable)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars."),
 ) -> None:
     """Run a named benchmark; writes results.json, results.md and results.png into --out."""
     from fastadapt.experiment.runner import bench as run_bench
 
     rows, out_dir = run_bench(name, _overrides(sets, extra), out=out, json_out=json_out, quiet=quiet, seed=seed,
-                              console=err_console)
+                              runs=runs, console=err_console)
     out_console.print(_rows_table(rows, f"benchmark {name}"))
     out_console.print(f"results: {out_dir}")
 

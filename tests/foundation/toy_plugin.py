@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 
 from fastadapt.core.config import Section
-from fastadapt.core.registry import ALGOS, TASKS, register_algo, register_task
+from fastadapt.core.registry import ALGOS, BENCHMARKS, TASKS, register_algo, register_benchmark, register_task
 from fastadapt.core.seeding import get_state, set_state, torch_gen
 from fastadapt.core.types import Row
 from fastadapt.eval.metrics import mean_se
@@ -86,6 +86,22 @@ if "toy-regression" not in TASKS:
     register_task("toy-regression", family="fewshot", config=ToyTaskConfig)(lambda cfg: cfg)
 if "toy-sgd" not in ALGOS:
     register_algo("toy-sgd", family="fewshot", config=ToyAlgoConfig, eval_config=ToyEvalConfig)(ToyLearner)
+
+
+class ToyBenchConfig(Section):
+    values: list[float] = Field(default_factory=lambda: [1.0, 2.0, 3.0], min_length=1)
+
+
+def run_toy_bench(cfg: ToyBenchConfig, ctx: Any) -> list[Row]:
+    """Two cells from fixed numbers: exercises the bench runner's files, references and --run rows."""
+    m, se, n = mean_se(cfg.values)
+    ctx.references.append(Row("toy (paper)", {"adapt_steps": 0}, 9.0, float("nan"), 0))
+    ctx.notes.append("toy note")
+    return [Row("mean", {"adapt_steps": 0}, m, se, n), Row("mean", {"adapt_steps": 1}, m + 1, se, n)]
+
+
+if "toy-bench" not in BENCHMARKS:
+    register_benchmark("toy-bench", config=ToyBenchConfig)(run_toy_bench)
 
 
 def _install_crash_hook() -> None:

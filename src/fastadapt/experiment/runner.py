@@ -335,9 +335,15 @@ def bench(
     json_out: Path | None = None,
     quiet: bool = False,
     seed: int = 0,
+    runs: list[Path] | None = None,
     console: Console | None = None,
 ) -> tuple[list[Row], Path]:
-    """``fastadapt bench NAME``: run a named benchmark; write results.json/.md/.png into ``out``."""
+    """``fastadapt bench NAME``: run a named benchmark; write results.json/.md/.png into ``out``.
+
+    ``runs`` are trained run directories whose evaluation rows join the table (e.g. RL² next to the bandit
+    baselines): each run's ``eval.json`` is used if present, else the run is evaluated now; only rows whose
+    setting is one of the benchmark's cells are kept.
+    """
     catalog.load_all()
     entry = BENCHMARKS.get(name, key="NAME")
     raw = apply_overrides({}, list(overrides or []))
@@ -347,6 +353,7 @@ def bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     rows = list(entry.run(cfg, ctx))
+    rows += _rows_from_runs(runs or [], {json.dumps(r.setting, sort_keys=True) for r in rows})
     wall = time.monotonic() - t0
     meta = {"benchmark": name, "config": cfg.model_dump(mode="json"), "wall_s": round(wall, 3),
             "fastadapt_version": __version__}
@@ -362,6 +369,23 @@ def bench(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(paths["json"].read_text())
     return rows, out_dir
+
+
+def _rows_from_runs(runs: list[Path], cells: set[str]) -> list[Row]:
+    from fastadapt.eval.report import load_rows
+
+    out: list[Row] = []
+    for run in runs:
+        if (run / "eval.json").is_file():
+            rows, _ = load_rows(run / "eval.json")
+        else:
+            rows = evaluate(run)
+        matched = [r for r in rows if json.dumps(r.setting, sort_keys=True) in cells]
+        if not matched:
+            have = sorted({json.dumps(r.setting, sort_keys=True) for r in rows})
+            raise ConfigError(f"--run {run}: none of its eval settings {have} is a cell of this benchmark")
+        out += matched
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- plot
