@@ -82,3 +82,21 @@ def test_training_improves_over_chance_on_held_out_alphabets() -> None:
     after = learner.evaluate(ecfg, 3)[0].mean
     assert after > 0.2 + 0.15, (before, after)  # chance is 0.2
     assert after > before + 0.1, (before, after)
+
+
+def test_shot_pooling_mean_keeps_scale() -> None:
+    task = toy_task()
+    ep1 = task.sample(1, seed=0, way=4, shot=1, query=2)
+    # a 3-shot episode whose shots are three copies of the 1-shot support
+    sx = ep1.support_x.repeat_interleave(3, 1)
+    sy = ep1.support_y.repeat_interleave(3, 1)
+    from fastadapt.core.types import FewShotEpisode
+
+    ep3 = FewShotEpisode(sx, sy, ep1.query_x, ep1.query_y)
+    mean = RelationNet(RelationConfig(hidden=8, shot_pool="mean"), task, 0)
+    total = RelationNet(RelationConfig(hidden=8, shot_pool="sum"), task, 0)
+    mean.model.eval()
+    total.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(mean.scores_of(ep1), mean.scores_of(ep3), atol=1e-5)
+        assert float((total.scores_of(ep1) - total.scores_of(ep3)).abs().max()) > 1e-6

@@ -48,3 +48,18 @@ def test_shipped_configs_validate(name: str) -> None:
     cfg = resolve(raw, name)
     assert cfg.algo_entry.family == "rl" and cfg.name == name
     assert cfg.algo_entry.name in ALGOS
+
+
+def test_fastadapt_env_ids_are_found_and_trainable() -> None:
+    """`gym` imports fastadapt's task modules on demand, so `fastadapt/<Name>-v0` ids work as single tasks."""
+    import gymnasium as gym
+
+    from fastadapt.algos.rl.ppo import PPO, PPOConfig
+
+    try:
+        factory = build_gym(GymConfig(env_id="fastadapt/Navigation2D-v0"))
+    except ConfigError:
+        pytest.skip("fastadapt/Navigation2D-v0 is not registered in this checkout")
+    assert "fastadapt/Navigation2D-v0" in gym.registry
+    learner = PPO(PPOConfig(num_envs=2, num_steps=8, epochs=1, minibatch_size=8, hidden=(8,)), factory, 0)
+    assert learner.train_step(1)["env_steps"] == 16
