@@ -44,6 +44,10 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(3, gt=0, description="how many of the latest checkpoints to keep")
     log_every: int = Field(1, gt=0, description="iterations between log lines with --quiet")
     tensorboard: bool = Field(True, description="write TensorBoard events under tb/")
+    threads: int = Field(
+        1, ge=1, le=256,
+        description="torch intra-op threads (1 is fastest for the small networks of meta-RL on few cores)",
+    )
 
 
 class DataConfig(Section):
@@ -69,7 +73,7 @@ class ResolvedConfig:
     def hash(self) -> str:
         """Hash of everything that defines the learner (not ``train.iterations``, logging or eval)."""
         ident = copy.deepcopy(self.raw)
-        for k in ("iterations", "log_every", "tensorboard", "checkpoint_every", "keep_checkpoints"):
+        for k in ("iterations", "log_every", "tensorboard", "checkpoint_every", "keep_checkpoints", "threads"):
             ident.get("train", {}).pop(k, None)
         ident.pop("eval", None)
         ident.pop("name", None)

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from fastadapt import __version__
@@ -188,6 +189,7 @@ def train(
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"--out: {run_dir} already exists and is not empty; use --resume or another --out")
 
+    torch.set_num_threads(cfg.train.threads)
     learner = build_learner(cfg)
     if start_state is not None:
         learner.load_state_dict(start_state["learner"])
