@@ -41,7 +41,7 @@ from fastadapt.core.errors import CheckpointError, ConfigError, NumericError
 from fastadapt.core.seeding import derive_seed, get_state, np_rng, set_state, torch_gen
 from fastadapt.core.types import EpisodeBatch, Row
 from fastadapt.ops.baseline import fit_linear_baseline, linear_baseline_features, predict_linear_baseline
-from fastadapt.ops.cg import conjugate_gradient, flat_grad, hessian_vector_product
+from fastadapt.ops.cg import conjugate_gradient, flat_grad, hessian_vector_product, set_flat_
 from fastadapt.ops.linesearch import backtracking_line_search, trust_region_step_size
 from fastadapt.ops.returns import discounted_returns, gae, masked_mean, normalize
 from fastadapt.ops.surrogates import ppo_clip_loss
@@ -441,8 +441,7 @@ def trpo_step(
     del loss, kl, fvp
 
     def evaluate(candidate: torch.Tensor) -> tuple[float, float]:
-        with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(candidate, params)
+        set_flat_(params, candidate)
         l2, k2 = surrogate_and_kl(False)
         return float(l2.detach()), float(k2.detach())
 
@@ -450,8 +449,7 @@ def trpo_step(
         evaluate, flat, full_step, loss_before, cfg.max_kl,
         backtrack_ratio=cfg.backtrack_ratio, max_backtracks=cfg.max_backtracks,
     )
-    with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(res.params, params)
+    set_flat_(params, res.params)
     return TRPOResult(loss_before, res.loss, res.kl, res.step_frac)
 
 
