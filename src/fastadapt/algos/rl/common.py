@@ -529,6 +529,18 @@ def linear_schedule(start: float, end: float, progress: float) -> float:
     return start + (end - start) * p
 
 
+def set_annealed_lr(
+    opt: torch.optim.Optimizer, base_lr: float, anneal: bool, updates: int, anneal_iterations: int
+) -> float:
+    """Set (and return) the learning rate of every group of ``opt``: ``base_lr`` annealed linearly to
+    0 over ``anneal_iterations`` updates when ``anneal``, never below ``1e-3 * base_lr``."""
+    lr = base_lr * linear_schedule(1.0, 0.0, updates / anneal_iterations) if anneal else base_lr
+    lr = max(lr, 1e-3 * base_lr)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def check_finite(name: str, value: torch.Tensor | float) -> None:
     """Raise NumericError naming ``name`` when ``value`` (a loss or gradient norm) is NaN/Inf."""
     v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)

@@ -26,7 +26,7 @@ from fastadapt.algos.rl.common import (
     RLEvalConfig,
     Rollout,
     check_finite,
-    linear_schedule,
+    set_annealed_lr,
 )
 from fastadapt.core.registry import register_algo
 from fastadapt.ops.kl import sample_kl
@@ -66,10 +66,7 @@ class PPO(OnPolicyLearner):
 
     def update(self, ro: Rollout) -> dict[str, float]:
         cfg = self.cfg
-        lr = cfg.lr * linear_schedule(1.0, 0.0, self.updates / cfg.anneal_iterations) if cfg.anneal_lr else cfg.lr
-        lr = max(lr, 1e-3 * cfg.lr)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        lr = set_annealed_lr(self.opt, cfg.lr, cfg.anneal_lr, self.updates, cfg.anneal_iterations)
 
         adv = gae(ro.rewards, ro.values, cfg.gamma, cfg.gae_lambda, dones=ro.dones, bootstrap=ro.bootstrap)
         returns = adv + ro.values
