@@ -109,3 +109,14 @@ def test_numeric_fault_exit_1_names_iteration(tmp_path: Path) -> None:
 
 def test_bench_unknown_name(tmp_path: Path) -> None:
     _one_line_error(run("bench", "no-such-bench", "--out", str(tmp_path / "b")), "no-such-bench")
+
+
+def test_bench_through_cli(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    proc = run("bench", "toy-bench", "--set", "values=[1,2]", "values=[2,4]", "--out", str(out), "--quiet",
+               "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert rows[0]["mean"] == 3.0 and rows[0]["n"] == 2  # the later override wins
+    assert (out / "results.md").is_file() and (out / "results.png").is_file()
+    _one_line_error(run("bench", "toy-bench", "values=oops", "--out", str(tmp_path / "c")), "values")
