@@ -349,6 +349,8 @@ def bench(
     catalog.load_all()
     entry = BENCHMARKS.get(name, key="NAME")
     raw = apply_overrides({}, list(overrides or []))
+    if "seed" in entry.config.model_fields and "seed" not in raw:
+        raw["seed"] = seed  # --seed reaches benchmarks that have their own seed field
     cfg = validate_section(entry.config, raw, "")
     out_dir = out if out is not None else Path("bench-results") / name
     ctx = BenchContext(out=out_dir, seed=seed, quiet=quiet, track=make_tracker(quiet, console))
