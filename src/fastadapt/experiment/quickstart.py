@@ -11,7 +11,6 @@ UCB1, Thompson sampling and the exact Bayes-optimal value.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any

@@ -30,12 +30,11 @@ import torch
 from rich.console import Console
 
 from fastadapt import __version__
-from fastadapt.core.config import Section
 from fastadapt.core.errors import CheckpointError, ConfigError, NumericError, UserInputError
 from fastadapt.core.registry import BENCHMARKS
 from fastadapt.core.types import BenchContext, Row
 from fastadapt.eval.plots import plot_rows, plot_training_curve
-from fastadapt.eval.report import markdown_table, write_results
+from fastadapt.eval.report import write_results
 from fastadapt.experiment import catalog
 from fastadapt.experiment.checkpoints import (
     atomic_write_text,
@@ -54,9 +53,6 @@ from fastadapt.experiment.config import (
     validate_section,
 )
 from fastadapt.experiment.progress import ProgressReporter, make_tracker
-
-NON_DETERMINISTIC_KEYS = frozenset({"wall_time"})
-
 
 @dataclass
 class TrainResult:
@@ -423,11 +419,3 @@ def plot(target: Path, out: Path | None = None) -> Path:
     out = out or target.with_suffix(".png")
     plot_rows(rows, out, title=target.stem)
     return out
-
-
-def rows_table(rows: list[Row]) -> str:
-    return markdown_table(rows)
-
-
-def section_fields(model: type[Section]) -> str:
-    return ", ".join(model.model_fields)

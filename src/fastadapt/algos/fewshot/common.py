@@ -60,6 +60,20 @@ from fastadapt.core.types import FewShotEpisode, Row
 from fastadapt.tasks.fewshot.episodes import FewShotTasks, accuracy_stats
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Temporarily use ``n`` torch intra-op threads (0: leave unchanged)."""
+    if n <= 0 or n == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class FewShotAlgoConfig(Section):
     """Fields shared by the few-shot learners (the ``algo:`` section; subclass it).
 

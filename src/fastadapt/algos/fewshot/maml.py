@@ -20,9 +20,7 @@ baselines' fine-tuning rate is chosen per cell on separate validation tasks from
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
@@ -35,6 +33,7 @@ from fastadapt.algos.fewshot.common import (
     FewShotLearner,
     query_accuracy,
     require_classification_task,
+    torch_threads,
 )
 from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError, NumericError
@@ -183,19 +182,6 @@ class MAMLEvalConfig(FewShotEvalConfig):
             raise ValueError(f"finetune_lrs must be positive, got {v}")
         return v
 
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Temporarily use ``n`` torch intra-op threads (0: leave unchanged)."""
-    if n <= 0 or n == torch.get_num_threads():
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -19,15 +19,13 @@ models after ``k`` steps (method ``promaml``) and of a single sample (``promaml-
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
 
-from fastadapt.algos.fewshot.common import FewShotAlgoConfig
+from fastadapt.algos.fewshot.common import FewShotAlgoConfig, torch_threads
 from fastadapt.core.config import Section
 from fastadapt.core.errors import CheckpointError, ConfigError, NumericError
 from fastadapt.core.registry import register_algo
@@ -71,18 +69,6 @@ class ProMAMLEvalConfig(Section):
     def _wrap(cls, v: Any) -> Any:
         return [v] if isinstance(v, int) else v
 
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    if n <= 0 or n == torch.get_num_threads():
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -130,7 +116,7 @@ class ProMAMLLearner:
 
     def train_step(self, iteration: int) -> dict[str, float]:
         """One meta-update (Algorithm 1 of the paper) on a fresh meta-batch."""
-        with _threads(self.cfg.threads):
+        with torch_threads(self.cfg.threads):
             cfg = self.cfg
             ep, _, _ = self.task.episodes(cfg.meta_batch, self.gen)
             mu = F.params_of(self.model)
@@ -199,7 +185,7 @@ class ProMAMLLearner:
         ecfg = cfg if isinstance(cfg, ProMAMLEvalConfig) else ProMAMLEvalConfig()
         steps = sorted(set(ecfg.adapt_steps))
         rows: list[Row] = []
-        with _threads(self.cfg.threads), torch.no_grad():
+        with torch_threads(self.cfg.threads), torch.no_grad():
             mu = {k: v.detach() for k, v in F.params_of(self.model).items()}
             gp = {k: v.detach() for k, v in self.gamma_p.items()}
             ls2 = {k: v.detach() for k, v in self.log_sigma2.items()}

@@ -14,9 +14,7 @@ training ``inner_steps``) and predicts the query set.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
@@ -29,6 +27,7 @@ from fastadapt.algos.fewshot.common import (
     FewShotLearner,
     query_accuracy,
     require_classification_task,
+    torch_threads,
 )
 from fastadapt.core.config import Section
 from fastadapt.core.errors import CheckpointError, ConfigError, NumericError
@@ -78,18 +77,6 @@ class ReptileEvalConfig(FewShotEvalConfig):
     def _wrap(cls, v: Any) -> Any:
         return [v] if isinstance(v, int) else v
 
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    if n <= 0 or n == torch.get_num_threads():
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -158,7 +145,7 @@ class ReptileRegressor:
         self.iterations = 0
 
     def train_step(self, iteration: int) -> dict[str, float]:
-        with _threads(self.cfg.threads):
+        with torch_threads(self.cfg.threads):
             ep, _, _ = self.task.episodes(self.cfg.meta_batch, self.gen)
             x = torch.cat([ep.support_x, ep.query_x], 1)
             y = torch.cat([ep.support_y, ep.query_y], 1)
@@ -197,7 +184,7 @@ class ReptileRegressor:
         ecfg = cfg if isinstance(cfg, ReptileEvalConfig) else ReptileEvalConfig()
         rows = []
         steps = sorted(set(ecfg.adapt_steps))
-        with _threads(self.cfg.threads):
+        with torch_threads(self.cfg.threads):
             for shot in ecfg.shots or [int(self.task.shot)]:
                 ep, _, _ = self.task.split_episodes(ecfg.tasks, seed, "test", shot=shot,
                                                     query=ecfg.query or int(self.task.query))
@@ -225,7 +212,7 @@ class ReptileClassifier(FewShotLearner):
 
     def train_step(self, iteration: int) -> dict[str, float]:
         del iteration
-        with _threads(self.rcfg.threads):
+        with torch_threads(self.rcfg.threads):
             self.model.train()
             for g in self.optimizer.param_groups:
                 g["lr"] = _outer_lr(self.rcfg, self.iterations)
@@ -262,7 +249,7 @@ class ReptileClassifier(FewShotLearner):
             ways=ecfg.ways, shots=ecfg.shots or [1, 5], query=ecfg.query or 15, episodes=ecfg.episodes,
             batch=ecfg.batch, split=ecfg.split, within_group=ecfg.within_group, omniglot_runs=ecfg.omniglot_runs,
         )
-        with _threads(self.rcfg.threads):
+        with torch_threads(self.rcfg.threads):
             rows = super().evaluate(fcfg, seed)
         for r in rows:
             r.extra["adapt_steps"] = self.rcfg.eval_inner_steps or self.rcfg.inner_steps
