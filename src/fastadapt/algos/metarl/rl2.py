@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from fastadapt.algos.common import linear_schedule, load_optimizer_state, optimizer_state, ppo_clip_update
 from fastadapt.core.config import Section
 from fastadapt.core.errors import CheckpointError, ConfigError, EnvError, NumericError
 from fastadapt.core.registry import register_algo
@@ -121,11 +122,6 @@ def _setting_of(task: Any, episodes: int) -> dict[str, Any]:
     return setting
 
 
-def _linear(start: float, end: float, it: int, horizon: int) -> float:
-    frac = min(max(it / horizon, 0.0), 1.0)
-    return start + (end - start) * frac
-
-
 def gae_trial(
     rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,30 +166,6 @@ class _RunningStats:
     @property
     def std(self) -> float:
         return math.sqrt(max(self.var, 1e-8))
-
-
-def _opt_state_to_plain(state: dict[str, Any]) -> dict[str, Any]:
-    """Optimizer state with string keys and lists (JSON/safetensors friendly)."""
-    return {
-        "state": {
-            str(k): {n: (t.detach().clone() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
-            for k, v in state["state"].items()
-        },
-        "param_groups": [
-            {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]
-        ],
-    }
-
-
-def _opt_state_from_plain(state: dict[str, Any]) -> dict[str, Any]:
-    groups = []
-    for g in state["param_groups"]:
-        g2 = dict(g)
-        if "betas" in g2:
-            g2["betas"] = tuple(float(b) for b in g2["betas"])
-        g2["params"] = [int(p) for p in g2["params"]]
-        groups.append(g2)
-    return {"state": {int(k): dict(v) for k, v in state["state"].items()}, "param_groups": groups}
 
 
 class RL2:
@@ -354,8 +326,8 @@ class RL2:
         """One PPO iteration: collect ``trials_per_iter`` trials, then ``epochs`` x ``minibatches`` updates."""
         cfg = self.cfg
         it = self.iterations_done
-        lr = _linear(cfg.lr, cfg.lr_final, it, cfg.anneal_iterations)
-        ent_coef = _linear(cfg.ent_coef, cfg.ent_coef_final, it, cfg.anneal_iterations)
+        lr = linear_schedule(cfg.lr, cfg.lr_final, it, cfg.anneal_iterations)
+        ent_coef = linear_schedule(cfg.ent_coef, cfg.ent_coef_final, it, cfg.anneal_iterations)
         for g in self.opt.param_groups:
             g["lr"] = lr
         task_seed = int(self.rng.integers(2**31 - 1))
@@ -386,48 +358,23 @@ class RL2:
 
         x, actions, old_logp = batch["x"], batch["actions"], batch["log_probs"]
         feats = batch.get("task_features")
-        mb = max(1, b // cfg.minibatches)
-        kls, clips, ents, vls = [], [], [], []
-        stop = False
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(b, generator=self.gen)
-            for k in range(cfg.minibatches):
-                idx = perm[k * mb : (k + 1) * mb] if k < cfg.minibatches - 1 else perm[k * mb :]
-                logits, v, _ = self.model(x[idx], critic_extra=None if feats is None else feats[idx])
-                out = (logits,)
-                logp = self.model.log_prob(out, actions[idx])
-                ratio = torch.exp(logp - old_logp[idx])
-                a_mb = adv[idx]
-                surr = torch.min(ratio * a_mb, torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip) * a_mb)
-                ent = self.model.entropy(out).mean()
-                vloss = 0.5 * (v - ret_n[idx]).pow(2).mean()
-                loss = -surr.mean() - ent_coef * ent + cfg.vf_coef * vloss
-                self._check_finite("loss", loss.detach())
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.opt.step()
-                with torch.no_grad():
-                    lr_ = logp - old_logp[idx]
-                    kls.append(float(((torch.exp(lr_) - 1) - lr_).mean()))
-                    clips.append(float(((ratio - 1).abs() > cfg.clip).float().mean()))
-                    ents.append(float(ent))
-                    vls.append(float(vloss))
-                if cfg.target_kl is not None and kls[-1] > 1.5 * cfg.target_kl:
-                    stop = True
-                    break
-            if stop:
-                break
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            logits, v, _ = self.model(x[idx], critic_extra=None if feats is None else feats[idx])
+            out = (logits,)
+            return self.model.log_prob(out, actions[idx]), self.model.entropy(out).mean(), v
+
+        stats = ppo_clip_update(
+            evaluate, old_logp, adv, ret_n, self.opt, self.model.parameters(), clip=cfg.clip, epochs=cfg.epochs,
+            minibatches=cfg.minibatches, ent_coef=ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
+            generator=self.gen, iteration=self.iterations_done, target_kl=cfg.target_kl,
+        )
 
         self.env_steps += b * t
         self.iterations_done += 1
         metrics = {
             "env_steps": float(self.env_steps),
             "reward_per_trial": float(rewards.sum(1).mean()),
-            "entropy": float(np.mean(ents)),
-            "approx_kl": float(np.mean(kls)),
-            "clip_frac": float(np.mean(clips)),
-            "value_loss": float(np.mean(vls)),
+            **stats,
             "lr": float(lr),
             "ent_coef": float(ent_coef),
         }
@@ -484,7 +431,7 @@ class RL2:
         """Weights, optimizer, RNG states, counters and return statistics."""
         return {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": _opt_state_to_plain(self.opt.state_dict()),
+            "optimizer": optimizer_state(self.opt),
             "rng_tasks": get_state(self.rng),
             "rng_actions": get_state(self.gen),
             "env_steps": int(self.env_steps),
@@ -500,7 +447,7 @@ class RL2:
         """Restore :meth:`state_dict` output; CheckpointError naming the missing/bad key otherwise."""
         try:
             self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(_opt_state_from_plain(state["optimizer"]))
+            load_optimizer_state(self.opt, state["optimizer"])
             set_state(self.rng, state["rng_tasks"])
             set_state(self.gen, state["rng_actions"])
             self.env_steps = int(state["env_steps"])

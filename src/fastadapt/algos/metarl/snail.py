@@ -18,10 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import Field
 
+from fastadapt.algos.common import linear_schedule, load_optimizer_state, optimizer_state, ppo_clip_update
 from fastadapt.core.config import Section
 from fastadapt.core.errors import CheckpointError, ConfigError, EnvError, NumericError
 from fastadapt.core.registry import register_algo
@@ -60,10 +60,6 @@ class SNAILEvalConfig(Section):
     trials: int = Field(20000, ge=2)
     batch_trials: int = Field(5000, ge=1)
     greedy: bool = Field(False, description="act with argmax of the policy")
-
-
-def _lin(a: float, b: float, it: int, n: int) -> float:
-    return a + (b - a) * min(max(it / n, 0.0), 1.0)
 
 
 class SNAIL:
@@ -134,8 +130,8 @@ class SNAIL:
     def train_step(self, iteration: int) -> dict[str, float]:
         """One PPO iteration over ``trials_per_iter`` fresh trials."""
         cfg, it = self.cfg, self.iterations_done
-        lr = _lin(cfg.lr, cfg.lr_final, it, cfg.anneal_iterations)
-        ent_coef = _lin(cfg.ent_coef, cfg.ent_coef_final, it, cfg.anneal_iterations)
+        lr = linear_schedule(cfg.lr, cfg.lr_final, it, cfg.anneal_iterations)
+        ent_coef = linear_schedule(cfg.ent_coef, cfg.ent_coef_final, it, cfg.anneal_iterations)
         for g in self.opt.param_groups:
             g["lr"] = lr
         tasks = self.task.sample(cfg.trials_per_iter, int(self.rng.integers(2**31 - 1)), "train")
@@ -146,37 +142,21 @@ class SNAIL:
         adv = gae(rewards, values, cfg.gamma, cfg.gae_lambda)
         ret = adv + values
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        b = rewards.shape[0]
-        mb = max(1, b // cfg.minibatches)
-        stats: dict[str, list[float]] = {"entropy": [], "approx_kl": [], "clip_frac": [], "value_loss": []}
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(b, generator=self.gen)
-            for j in range(cfg.minibatches):
-                idx = perm[j * mb : (j + 1) * mb] if j < cfg.minibatches - 1 else perm[j * mb :]
-                logits, v = self.model(batch["x"][idx])
-                logp = self.model.log_prob((logits,), batch["actions"][idx])
-                log_ratio = logp - batch["log_probs"][idx]
-                ratio = log_ratio.exp()
-                a_mb = adv[idx]
-                surr = torch.min(ratio * a_mb, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a_mb).mean()
-                ent = self.model.entropy((logits,)).mean()
-                vloss = 0.5 * (v - ret[idx]).pow(2).mean()
-                loss = -surr - ent_coef * ent + cfg.vf_coef * vloss
-                if not bool(torch.isfinite(loss)):
-                    raise NumericError("loss", iteration)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.opt.step()
-                with torch.no_grad():
-                    stats["entropy"].append(float(ent))
-                    stats["approx_kl"].append(float(((ratio - 1) - log_ratio).mean()))
-                    stats["clip_frac"].append(float(((ratio - 1).abs() > cfg.clip).float().mean()))
-                    stats["value_loss"].append(float(vloss))
+        x, actions = batch["x"], batch["actions"]
+
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            logits, v = self.model(x[idx])
+            return self.model.log_prob((logits,), actions[idx]), self.model.entropy((logits,)).mean(), v
+
+        stats = ppo_clip_update(
+            evaluate, batch["log_probs"], adv, ret, self.opt, self.model.parameters(), clip=cfg.clip,
+            epochs=cfg.epochs, minibatches=cfg.minibatches, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
+            max_grad_norm=cfg.max_grad_norm, generator=self.gen, iteration=iteration,
+        )
         self.env_steps += int(rewards.numel())
         self.iterations_done += 1
         out = {"env_steps": float(self.env_steps), "reward_per_trial": float(rewards.sum(1).mean()),
-               **{k: float(np.mean(v)) for k, v in stats.items()}, "lr": float(lr), "ent_coef": float(ent_coef)}
+               **stats, "lr": float(lr), "ent_coef": float(ent_coef)}
         for key, val in out.items():
             if not math.isfinite(val):
                 raise NumericError(key, iteration)
@@ -208,15 +188,9 @@ class SNAIL:
 
     def state_dict(self) -> dict[str, Any]:
         """Weights, optimizer (string keys, cloned tensors), RNG states and counters."""
-        opt = self.opt.state_dict()
         return {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "optimizer": {
-                "state": {str(k): {n: (t.detach().clone() if isinstance(t, torch.Tensor) else t)
-                                   for n, t in v.items()} for k, v in opt["state"].items()},
-                "param_groups": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-                                 for g in opt["param_groups"]],
-            },
+            "optimizer": optimizer_state(self.opt),
             "rng_tasks": get_state(self.rng),
             "rng_actions": get_state(self.gen),
             "env_steps": int(self.env_steps),
@@ -227,15 +201,7 @@ class SNAIL:
         """Restore :meth:`state_dict` output (CheckpointError naming the culprit otherwise)."""
         try:
             self.model.load_state_dict(state["model"])
-            opt = state["optimizer"]
-            groups = []
-            for g in opt["param_groups"]:
-                g2 = dict(g)
-                g2["betas"] = tuple(float(x) for x in g2.get("betas", (0.9, 0.999)))
-                g2["params"] = [int(p) for p in g2["params"]]
-                groups.append(g2)
-            self.opt.load_state_dict({"state": {int(k): dict(v) for k, v in opt["state"].items()},
-                                      "param_groups": groups})
+            load_optimizer_state(self.opt, state["optimizer"])
             set_state(self.rng, state["rng_tasks"])
             set_state(self.gen, state["rng_actions"])
             self.env_steps = int(state["env_steps"])
