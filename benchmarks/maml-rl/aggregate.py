@@ -1,6 +1,10 @@
 """Aggregate the 2D-navigation runs of run_nav2d.sh over seeds: results.json / results.md / adaptation_curve.png.
 
-Usage: .venv/bin/python benchmarks/maml-rl/aggregate.py [final|iter20]
+Usage: .venv/bin/python benchmarks/maml-rl/aggregate.py [final|iter20] [RUNS_DIR]
+
+RUNS_DIR defaults to ``runs/`` (the current runs: MAML-TRPO with the exact KL curvature, ProMP); the
+MAML-TRPO runs made before the fix live in ``fisher-fvp/`` (``aggregate.py final fisher-fvp`` writes
+their table into that folder; the folder also keeps the original aggregate of that session).
 
 ``final``: each run's ``eval.json`` (after all its iterations); ``iter20``: the meta-test of the checkpoint at
 iteration 20 kept in ``<run>/at-iter20/`` (the runs were first stopped at 20 iterations, evaluated, then
@@ -66,7 +70,8 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     stage = sys.argv[1] if len(sys.argv) > 1 else "final"
-    runs = HERE / "runs"
+    runs = HERE / (sys.argv[2] if len(sys.argv) > 2 else "runs")
+    out_dir = HERE if runs.name == "runs" else runs
     suffix = "" if stage == "final" else f"-{stage}"
     per: dict[tuple[str, int], dict[int, float]] = {}
     task_se: dict[tuple[str, int], list[float]] = {}
@@ -82,8 +87,8 @@ def main() -> None:
             rows = json.loads(ev.read_text())["rows"]
             metrics = [json.loads(x) for x in (src / "metrics.jsonl").read_text().splitlines() if x.strip()]
             last = metrics[-1]
-            t_train = parse_time(d / "time-train-killed.txt")
-            if stage == "final":
+            t_train = parse_time(d / "time-train.txt") or parse_time(d / "time-train-killed.txt")
+            if stage == "final" and not (d / "time-train.txt").is_file():
                 t2 = parse_time(d / "time-train-resume-20-40.txt")
                 t_train = {k: t_train.get(k, 0.0) + t2.get(k, 0.0) for k in set(t_train) | set(t2)}
             t_eval = parse_time(src / "time-eval.txt")
@@ -117,7 +122,7 @@ def main() -> None:
             "per_seed": {str(s): round(by_seed[s], 3) for s in sorted(by_seed)},
             "mean_within_seed_se_over_40_tasks": round(sum(tse) / len(tse), 3),
         }))
-    (HERE / f"results{suffix}.json").write_text(json.dumps({"rows": [r.to_json() for r in out_rows], "timing": timing},
+    (out_dir / f"results{suffix}.json").write_text(json.dumps({"rows": [r.to_json() for r in out_rows], "timing": timing},
                                                   indent=1))
     lines = ["| method | adapt_steps | mean over seeds | se over seeds | seeds | per seed |", "|---|---|---|---|---|---|"]
     for r in out_rows:
@@ -130,9 +135,9 @@ def main() -> None:
         lines.append("| " + " | ".join(str(t[k]) for k in (
             "config", "seed", "iterations", "env_steps", "train_wall_s", "train_cpu_s", "eval_wall_s",
             "eval_cpu_s", "load_start", "load_after_eval", "final_post_return_train")) + " |")
-    (HERE / f"results{suffix}.md").write_text("\n".join(lines) + "\n")
+    (out_dir / f"results{suffix}.md").write_text("\n".join(lines) + "\n")
     if out_rows:
-        plot_rows(out_rows, HERE / f"adaptation_curve{suffix}.png",
+        plot_rows(out_rows, out_dir / f"adaptation_curve{suffix}.png",
                   title="2D navigation: return after k adaptation steps (mean ± se over seeds)",
                   ylabel="return per episode (40 held-out tasks)")
     print("\n".join(lines))

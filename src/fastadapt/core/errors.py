@@ -41,6 +41,7 @@ class NumericError(FastAdaptError):
     def __init__(self, quantity: str, iteration: int | None = None, detail: str = "") -> None:
         self.quantity = quantity
         self.iteration = iteration
+        self.detail = detail
         where = f" at iteration {iteration}" if iteration is not None else ""
         extra = f" ({detail})" if detail else ""
         super().__init__(f"non-finite {quantity}{where}{extra}")

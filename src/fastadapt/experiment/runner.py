@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 
 from fastadapt import __version__
-from fastadapt.core.errors import CheckpointError, ConfigError, NumericError, UserInputError
+from fastadapt.core.errors import CheckpointError, ConfigError, EnvError, NumericError, UserInputError
 from fastadapt.core.registry import BENCHMARKS
 from fastadapt.core.types import BenchContext, Row
 from fastadapt.eval.plots import plot_rows, plot_training_curve
@@ -206,6 +206,7 @@ def train(
     status = "interrupted"
     fault: str | None = None
     last_ckpt_iter = start_iter
+    it = start_iter + 1
 
     def checkpoint(iteration: int) -> None:
         nonlocal last_ckpt_iter
@@ -231,7 +232,7 @@ def train(
                     metrics = _check_metrics(dict(learner.train_step(it)), it)
                 except NumericError as exc:
                     if exc.iteration is None:
-                        exc = NumericError(exc.quantity, it)
+                        exc = NumericError(exc.quantity, it, getattr(exc, "detail", ""))
                     raise exc from None
                 record = {"iteration": it, **metrics, "wall_time": round(wall_offset + time.monotonic() - t0, 3)}
                 mf.write(json.dumps(record) + "\n")
@@ -249,9 +250,22 @@ def train(
         with open(metrics_path, "a") as mf:
             mf.write(json.dumps({"iteration": exc.iteration, "fault": fault, "quantity": exc.quantity,
                                  "last_checkpoint": last_ckpt_iter}) + "\n")
+        detail = getattr(exc, "detail", "")
         raise NumericError(
             exc.quantity, exc.iteration,
-            f"training stopped; last good checkpoint is iteration {last_ckpt_iter} in {ckpt_dir}",
+            (f"{detail}; " if detail else "")
+            + f"training stopped; last good checkpoint is iteration {last_ckpt_iter} in {ckpt_dir}",
+        ) from None
+    except EnvError as exc:
+        # an env that raised or returned a malformed step (the sampler names task and env): same bookkeeping
+        status = "failed"
+        fault = f"{exc} (iteration {it})"
+        with open(metrics_path, "a") as mf:
+            mf.write(json.dumps({"iteration": it, "fault": fault, "quantity": "env",
+                                 "last_checkpoint": last_ckpt_iter}) + "\n")
+        raise EnvError(
+            f"{exc} at iteration {it} (training stopped; last good checkpoint is iteration {last_ckpt_iter} "
+            f"in {ckpt_dir})"
         ) from None
     finally:
         tb.close()

@@ -14,7 +14,11 @@ a JSON header plus raw numpy buffers (no pickle). A worker that dies (killed, se
 its whole share re-collected from scratch; the event is logged on the ``fastadapt.samplers.process`` logger
 at WARNING level and counted in :attr:`ProcessSampler.restarts`. Results are assembled only once every
 chunk has arrived, so a partial batch is never returned. An exception inside an env becomes
-:class:`~fastadapt.core.errors.EnvError` naming the task and env index.
+:class:`~fastadapt.core.errors.EnvError` naming the task and env index, and so does an observation of the
+wrong shape or a non-scalar reward; a NaN/Inf observation or reward raises
+:class:`~fastadapt.samplers.vector.EnvOutputError` (a ``NumericError`` too, so ``fastadapt train`` records
+a fault) naming the quantity, task, env and episode step. On any of these the sampler stops its workers and
+returns nothing.
 
 Usage::
 
@@ -46,7 +50,7 @@ from torch import nn
 from fastadapt.core.errors import EnvError
 from fastadapt.core.seeding import derive_seed, torch_gen
 from fastadapt.core.types import EpisodeBatch
-from fastadapt.samplers.vector import check_params
+from fastadapt.samplers.vector import EnvOutputError, check_params, describe_task
 
 log = logging.getLogger("fastadapt.samplers.process")
 
@@ -129,6 +133,35 @@ def env_horizon(env: Any) -> int:
         if isinstance(value, int) and value > 0:
             return value
     raise EnvError(f"env {env}: unknown episode length; pass horizon= to the sampler")
+
+
+def expected_obs_shape(env: Any, first_obs: Any) -> tuple[int, ...]:
+    """The observation shape every env of a chunk must return: the observation space's, else the first's."""
+    shape = getattr(getattr(env, "observation_space", None), "shape", None)
+    if isinstance(shape, tuple):
+        return shape
+    return tuple(np.shape(first_obs))
+
+
+def as_observation(o: Any, shape: tuple[int, ...], t: int, e: int, where: str) -> np.ndarray:
+    """``o`` as a float32 array of ``shape``; EnvError naming the task and env otherwise."""
+    try:
+        arr = np.asarray(o, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EnvError(f"task {t} env {e}: {where} returned a non-numeric observation ({exc})") from None
+    if arr.shape != shape:
+        raise EnvError(f"task {t} env {e}: {where} returned an observation of shape {arr.shape}, expected {shape}")
+    return arr
+
+
+def as_reward(r: Any, t: int, e: int, step: int) -> float:
+    """``r`` as a float (a real scalar); EnvError naming the task and env otherwise."""
+    if np.ndim(r) != 0:
+        raise EnvError(f"task {t} env {e}: step {step} returned a reward of shape {np.shape(r)}, expected a scalar")
+    try:
+        return float(r)
+    except (TypeError, ValueError) as exc:
+        raise EnvError(f"task {t} env {e}: step {step} returned a non-numeric reward {r!r} ({exc})") from None
 
 
 class ChunkCollector:
@@ -229,6 +262,7 @@ class ChunkCollector:
         task_idx = np.array([t for t, _ in pairs])
         horizon = int(self.horizon or env_horizon(envs[0]))
         first = []
+        obs_shape: tuple[int, ...] | None = None
         for env, (t, e) in zip(envs, pairs):
             try:
                 o, _ = env.reset(
@@ -236,9 +270,14 @@ class ChunkCollector:
                 )
             except Exception as exc:  # noqa: BLE001 - re-raised with the culprit named
                 raise EnvError(f"task {t} env {e}: reset failed: {type(exc).__name__}: {exc}") from exc
-            first.append(np.asarray(o, dtype=np.float32))
+            if obs_shape is None:
+                obs_shape = expected_obs_shape(env, o)
+            o = as_observation(o, obs_shape, t, e, "reset")
+            if not np.isfinite(o).all():
+                raise EnvOutputError("observation", t, e, -1, describe_task(tasks[t]))
+            first.append(o)
         obs = np.stack(first)
-        obs_shape = obs.shape[1:]
+        assert obs_shape is not None
         gen = torch_gen(seed, "process-sampler", "chunk", c)
         obs_buf = np.zeros((n, horizon, *obs_shape), dtype=np.float32)
         rew = np.zeros((n, horizon), dtype=np.float32)
@@ -276,8 +315,8 @@ class ChunkCollector:
                     raise EnvError(
                         f"task {t} env {e}: step {step} failed: {type(exc).__name__}: {exc}"
                     ) from exc
-                obs[i] = o
-                rew[i, step] = r
+                obs[i] = as_observation(o, obs_shape, *pairs[i], f"step {step}")
+                rew[i, step] = as_reward(r, *pairs[i], step)
                 for k in self.info_keys:
                     infos[k][i, step] = float(info.get(k, 0.0))
                 if te or tr:
@@ -285,9 +324,12 @@ class ChunkCollector:
                     term_buf[i, step] = float(bool(te))
                     alive[i] = False
             if not (np.isfinite(obs[live]).all() and np.isfinite(rew[live, step]).all()):
-                bad = live[~(np.isfinite(obs[live]).reshape(len(live), -1).all(1) & np.isfinite(rew[live, step]))]
+                ok_obs = np.isfinite(obs[live]).reshape(len(live), -1).all(1)
+                ok_rew = np.isfinite(rew[live, step])
+                kind = "reward" if not ok_rew.all() else "observation"
+                bad = live[~ok_rew] if kind == "reward" else live[~ok_obs]
                 t, e = pairs[int(bad[0])]
-                raise EnvError(f"task {t} env {e}: non-finite observation or reward at step {step}")
+                raise EnvOutputError(kind, t, e, step, describe_task(tasks[t]))
             if step == horizon - 1:
                 done[alive, step] = 1.0
                 alive[:] = False
@@ -387,8 +429,11 @@ def _worker_main(conn: Connection, collector: ChunkCollector, index: int) -> Non
                 send_message(conn, {"ok": True}, result)
             except Exception as exc:  # noqa: BLE001 - forwarded to the parent
                 is_env = isinstance(exc, EnvError)
-                send_message(conn, {"ok": False, "error": str(exc) if is_env else f"{type(exc).__name__}: {exc}",
-                                    "env_error": is_env})
+                reply = {"ok": False, "error": str(exc) if is_env else f"{type(exc).__name__}: {exc}",
+                         "env_error": is_env}
+                if isinstance(exc, EnvOutputError):
+                    reply["nonfinite"] = [exc.kind, exc.task_index, exc.env_index, exc.step, exc.task]
+                send_message(conn, reply)
     finally:
         collector.close()
         conn.close()
@@ -547,7 +592,10 @@ class ProcessSampler:
                         died.add(i)
                         continue
                     if not reply.get("ok", False):
-                        self.close()
+                        self.close()  # the other workers' shares are dropped: never a partial batch
+                        if reply.get("nonfinite"):
+                            kind, t, e, step, desc = reply["nonfinite"]
+                            raise EnvOutputError(str(kind), int(t), int(e), int(step), str(desc))
                         msg = reply.get("error", "unknown error")
                         raise EnvError(msg if reply.get("env_error") else f"sampler worker {i}: {msg}")
                     results.update(split_result(data, pending.pop(i)))

@@ -38,6 +38,7 @@ from fastadapt.samplers.process import (
     split_result,
     task_to_json,
 )
+from fastadapt.samplers.vector import EnvOutputError
 from fastadapt.samplers.vector import check_params
 
 log = logging.getLogger("fastadapt.samplers.ray")
@@ -174,6 +175,9 @@ class RaySampler:
                 continue
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                if isinstance(cause, EnvOutputError):  # keep it a NumericError for the trainer
+                    raise EnvOutputError(cause.kind, cause.task_index, cause.env_index, cause.step,
+                                         cause.task) from exc
                 if isinstance(cause, EnvError):
                     raise EnvError(str(cause)) from exc
                 raise EnvError(f"ray sampler actor {i}: {type(cause).__name__}: {cause}") from exc

@@ -23,10 +23,15 @@ episode per env, starting from ``reset``; ``mask`` is 1 for steps taken before t
 ``infos`` holds ``terminated [T, E, H]`` (1 where the episode ended by termination, not by the time limit,
 so value targets do not bootstrap there) and ``last_obs [T, E, obs_dim]`` (the observation after the last
 valid step, for bootstrapping truncated episodes). Same ``(tasks, params, seed)`` => identical batch.
+
+Faults: a NaN/Inf observation or reward raises :class:`EnvOutputError` (a ``NumericError`` and an
+``EnvError``) naming the quantity, the task and env index and the episode step; a wrong-shaped step output
+raises ``EnvError``. Either way no batch is returned, so nothing partial reaches an update.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +42,65 @@ from fastadapt.core.errors import EnvError, NumericError
 from fastadapt.core.protocols import BatchedEnv
 from fastadapt.core.seeding import derive_seed, torch_gen
 from fastadapt.core.types import EpisodeBatch
+
+
+class EnvOutputError(NumericError, EnvError):
+    """A non-finite observation or reward caught by a sampler before it reaches a batch.
+
+    It is a :class:`NumericError` (``fastadapt train`` stops, writes a ``fault`` record to metrics.jsonl naming
+    the iteration, keeps the last good checkpoint) and an :class:`EnvError` (it names the task and env).
+    ``kind`` is ``"observation"`` or ``"reward"``; ``task_index`` / ``env_index`` locate the env in the
+    sampled ``[tasks, envs]`` grid; ``step`` is the time step within the episode (-1: the reset
+    observation). The quantity reads ``"observation of task 1 env 2"`` so that the trainer's one-line
+    message (which keeps only the quantity and adds the iteration) names all of it.
+    """
+
+    def __init__(self, kind: str, task_index: int, env_index: int, step: int, task: str = "") -> None:
+        self.kind, self.task_index, self.env_index, self.step, self.task = kind, task_index, env_index, step, task
+        detail = ("at reset" if step < 0 else f"episode step {step}") + (f", task {task}" if task else "")
+        super().__init__(f"{kind} of task {task_index} env {env_index}", None, detail)
+
+    def __reduce__(self) -> Any:  # rebuild from the fields (Ray ships exceptions between processes)
+        return (type(self), (self.kind, self.task_index, self.env_index, self.step, self.task))
+
+
+def describe_task(task: Any, limit: int = 60) -> str:
+    """A short repr of a task for error messages."""
+    text = repr(task)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_step_output(
+    env: Any,
+    tasks: Sequence[Any],
+    step: int,
+    obs: torch.Tensor,
+    rew: torch.Tensor,
+    term: torch.Tensor,
+    trunc: torch.Tensor,
+    obs_shape: torch.Size,
+) -> None:
+    """Raise if a batched env's step returned wrong shapes (EnvError) or a NaN/Inf (EnvOutputError).
+
+    The finiteness test is one fused sum per step; the exact (slower) test runs only when that sum is
+    not finite, so the common case costs one reduction and one sync.
+    """
+    T, E = obs_shape[0], obs_shape[1]
+    if obs.shape != obs_shape or rew.shape != (T, E) or term.shape != (T, E) or trunc.shape != (T, E):
+        raise EnvError(
+            f"batched env {type(env).__name__}: step {step} returned obs {list(obs.shape)}, reward "
+            f"{list(rew.shape)}, terminated {list(term.shape)}, truncated {list(trunc.shape)}; expected obs "
+            f"{list(obs_shape)} and [{T}, {E}] for the others"
+        )
+    if math.isfinite((rew.sum() + obs.sum()).item()):
+        return
+    bad_rew = ~torch.isfinite(rew)
+    bad_obs = ~torch.isfinite(obs.reshape(T, E, -1)).all(-1)
+    for kind, bad in (("reward", bad_rew), ("observation", bad_obs)):
+        if bool(bad.any()):
+            ti, ei = (int(v) for v in bad.nonzero()[0])
+            raise EnvOutputError(kind, ti, ei, step, describe_task(tasks[ti]))
+    # only a huge-but-finite sum overflowed: nothing to report
 
 
 def per_task_forward(policy: nn.Module) -> Callable[[dict[str, torch.Tensor], torch.Tensor], Any]:
@@ -131,6 +195,11 @@ class VectorSampler:
         T, E = num_tasks, self.num_envs
         if obs.shape[:2] != (T, E):
             raise EnvError(f"batched env: reset returned obs {tuple(obs.shape)}, expected [{T}, {E}, ...]")
+        obs_shape = obs.shape
+        if not bool(torch.isfinite(obs).all()):
+            bad = ~torch.isfinite(obs.reshape(T, E, -1)).all(-1)
+            ti, ei = (int(v) for v in bad.nonzero()[0])
+            raise EnvOutputError("observation", ti, ei, -1, describe_task(tasks[ti]))
         obs_buf = torch.zeros((horizon, *obs.shape), dtype=torch.float32)
         rew_buf = torch.zeros(horizon, T, E)
         done_buf = torch.zeros(horizon, T, E)
@@ -149,10 +218,7 @@ class VectorSampler:
                 act_buf = torch.zeros((horizon, *actions.shape), dtype=actions.dtype)
             act_buf[t] = actions
             obs, rew, term, trunc, _ = env.step(actions)
-            if not torch.isfinite(rew).all() or not torch.isfinite(obs).all():
-                bad = (~torch.isfinite(rew)) | (~torch.isfinite(obs.reshape(T, E, -1)).all(-1))
-                ti, ei = (int(v) for v in bad.nonzero()[0])
-                raise EnvError(f"non-finite reward/observation at step {t} in task {ti} env {ei}")
+            check_step_output(env, tasks, t, obs, rew, term, trunc, obs_shape)
             alive_f = alive.float()
             mask_buf[t] = alive_f
             rew_buf[t] = rew * alive_f
@@ -185,4 +251,11 @@ class VectorSampler:
         )
 
 
-__all__ = ["VectorSampler", "check_params", "per_task_forward"]
+__all__ = [
+    "EnvOutputError",
+    "VectorSampler",
+    "check_params",
+    "check_step_output",
+    "describe_task",
+    "per_task_forward",
+]

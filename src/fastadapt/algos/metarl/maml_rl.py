@@ -30,7 +30,7 @@ Registered names: ``maml-trpo``, ``maml-ppo``, ``maml-vpg`` (same learner, diffe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -52,6 +52,7 @@ from fastadapt.algos.metarl.common import (
     log_probs,
     magic_box,
     maml_surrogate,
+    per_task_kl,
     sample_rollouts,
     shared_params,
     trpo_step,
@@ -82,6 +83,12 @@ class MAMLVPGConfig(MAMLRLConfig):
 
 class EMAMLConfig(MAMLRLConfig):
     estimator: Literal["reinforce", "dice", "emaml"] = "emaml"
+
+
+def inner_step_norm(phi: Params, theta: Params) -> float:
+    """Mean over tasks of ``||phi_i - theta||`` (all parameters): the size of the inner update."""
+    sq = sum(((phi[k] - theta[k]) ** 2).flatten(1).sum(1) for k in theta)
+    return float(torch.as_tensor(sq).sqrt().mean())
 
 
 class MAMLRL(GradientMetaLearner):
@@ -131,23 +138,37 @@ class MAMLRL(GradientMetaLearner):
         per_task = masked_mean(ratio, ro.mask, dim=(1, 2))
         return -(per_task * r_hat.detach()).mean()
 
-    def meta_step(self, tasks: Sequence[Any], seeds: Sequence[int]) -> dict[str, float]:
-        cfg = self.cfg
-        train, valid, phi_old = self.collect(tasks, seeds)
-        theta0 = detach_params(expand_params(shared_params(self.policy), len(tasks)))
+    def pre_update_kl(self, ro: Rollouts, old_out: tuple[torch.Tensor, ...]) -> float:
+        """Mean ``KL(pi_theta_old || pi_theta)`` of the *pre-update* policies on the first inner step's
+        episodes: how far the meta-update moved the initialisation itself (the trust region only bounds the
+        adapted policies)."""
         with torch.no_grad():
-            old_logp, old_out = log_probs(self.policy, phi_old, valid)
-            old_out = tuple(o.detach() for o in old_out)
-            pre_logp, _ = log_probs(self.policy, theta0, train[0])
+            _, out = log_probs(self.policy, expand_params(shared_params(self.policy), ro.num_tasks), ro)
+            return float(per_task_kl(self.policy, old_out, out, ro.mask))
+
+    def trpo_closures(
+        self,
+        train: list[Rollouts],
+        valid: Rollouts,
+        old_logp: torch.Tensor,
+        old_out: tuple[torch.Tensor, ...],
+        pre_logp: torch.Tensor,
+    ) -> tuple[Callable[[bool], tuple[torch.Tensor, torch.Tensor]], Callable[[], torch.Tensor] | None]:
+        """``(objective, kl_fn)`` for :func:`trpo_step` at the policy's current parameters.
+
+        ``objective(with_graph) -> (loss, KL)``: the meta-surrogate of the adapted policies on ``valid``
+        and their mean ``KL(pi_phi_old || pi_phi(theta))``; every call re-runs the inner adaptation from
+        the current theta on the (fixed) ``train`` rollouts, so the line search measures the KL and the
+        surrogate of the policies that theta actually adapts to. With ``with_graph`` the adaptation is
+        differentiable (second order unless ``first_order``), so the Hessian-vector products of the KL are
+        those of ``theta -> KL(phi(theta))``, i.e. ``J^T F J`` with ``J = dphi/dtheta`` (Finn et al. 2017;
+        the reference implementations). ``kl_fn`` is None then; with ``fvp_second_order: false`` it is the
+        KL with the inner gradient held constant (``J`` replaced by the identity: the Fisher of the adapted
+        policies), a cheaper curvature that ignores how the inner step amplifies changes of theta.
+        """
+        cfg = self.cfg
         second_order = not cfg.first_order
         use_emaml = cfg.estimator == "emaml" and cfg.emaml_coef > 0
-        params = list(self.policy.parameters())
-        metrics: dict[str, float] = {
-            "pre_return": float(train[0].task_returns().mean()),
-            "post_return": float(valid.task_returns().mean()),
-        }
-        if valid.success is not None:
-            metrics["post_success"] = float(valid.success.mean())
 
         def objective(with_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
             with torch.set_grad_enabled(with_graph):
@@ -166,10 +187,34 @@ class MAMLRL(GradientMetaLearner):
             )
             return kl
 
+        return objective, (kl_first_order if (second_order and not cfg.fvp_second_order) else None)
+
+    def meta_step(self, tasks: Sequence[Any], seeds: Sequence[int]) -> dict[str, float]:
+        cfg = self.cfg
+        train, valid, phi_old = self.collect(tasks, seeds)
+        theta0 = detach_params(expand_params(shared_params(self.policy), len(tasks)))
+        with torch.no_grad():
+            old_logp, old_out = log_probs(self.policy, phi_old, valid)
+            old_out = tuple(o.detach() for o in old_out)
+            pre_logp, pre_out = log_probs(self.policy, theta0, train[0])
+            pre_out = tuple(o.detach() for o in pre_out)
+        second_order = not cfg.first_order
+        use_emaml = cfg.estimator == "emaml" and cfg.emaml_coef > 0
+        params = list(self.policy.parameters())
+        metrics: dict[str, float] = {
+            "pre_return": float(train[0].task_returns().mean()),
+            "post_return": float(valid.task_returns().mean()),
+        }
+        if valid.success is not None:
+            metrics["post_success"] = float(valid.success.mean())
+
+        objective, kl_fn = self.trpo_closures(train, valid, old_logp, old_out, pre_logp)
+        metrics["inner_step_norm"] = inner_step_norm(phi_old, theta0)
+
         if cfg.outer == "trpo":
-            kl_fn = kl_first_order if (second_order and not cfg.fvp_second_order) else None
             res = trpo_step(params, objective, self.trpo_fields(), kl_fn)
-            metrics.update(surrogate=-res.loss_after, kl=res.kl, step_frac=res.step_frac)
+            metrics.update(surrogate=-res.loss_after, kl=res.kl, step_frac=res.step_frac,
+                           kl_model=res.kl_model, pre_kl=self.pre_update_kl(train[0], pre_out))
             return metrics
         assert self.opt is not None
         epochs = cfg.ppo_epochs if cfg.outer == "ppo" else 1

@@ -9,6 +9,11 @@ Importing this package registers every gymnasium id ``fastadapt/<Name>-v0``::
 
 (``gym.make("fastadapt.tasks.rl:fastadapt/Navigation2D-v0")`` works without the import.) MuJoCo and
 Meta-World are imported only when such an env is made.
+
+Actions (:mod:`fastadapt.tasks.rl.action_checks`): discrete envs reject anything but a valid integer index
+(out of range, float, NaN, bool, wrong shape) and continuous envs clip finite out-of-bounds actions to the
+action space and reject NaN/Inf and wrong shapes, with an ``EnvError`` naming the env and the action; a
+rejected action leaves the env unchanged.
 """
 
 from fastadapt.tasks.rl import (  # noqa: F401  (import for their gymnasium registrations)

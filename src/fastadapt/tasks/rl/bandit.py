@@ -52,6 +52,7 @@ from fastadapt.core.config import Section
 from fastadapt.core.errors import EnvError
 from fastadapt.core.registry import register_task
 from fastadapt.core.seeding import np_rng, torch_gen
+from fastadapt.tasks.rl.action_checks import check_discrete_action, check_discrete_actions, env_label
 
 __all__ = [
     "BanditTask",
@@ -269,6 +270,7 @@ class BatchedBanditEnv:
         self._keys: torch.Tensor | None = None  # [T, E] int64
         self._t = 0
         self._seed_gen = torch_gen(0, "bandit-batched-env", device="cpu")
+        self._act_shape = (self.num_tasks, self.num_envs)
         t_idx = torch.arange(self.num_tasks, device=self.device)[:, None]
         e_idx = torch.arange(self.num_envs, device=self.device)[None, :]
         self._t_idx, self._e_idx = t_idx, e_idx
@@ -315,17 +317,17 @@ class BatchedBanditEnv:
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """Pull arm ``actions[t, e]`` in every env (see class docstring for shapes)."""
+        """Pull arm ``actions[t, e]`` in every env (see class docstring for shapes).
+
+        ``actions`` must be an integer tensor ``[tasks, envs]`` with entries in ``[0, arms)``; anything else
+        (floats, bools, out-of-range arms, other shapes) raises :class:`EnvError` naming the position and
+        leaves the env unchanged (:mod:`fastadapt.tasks.rl.action_checks`).
+        """
         if self._keys is None or self._means is None:
             raise EnvError("step: call reset() first")
         if self._t >= self.max_episode_steps:
             raise EnvError(f"step: the trial of {self.max_episode_steps} pulls is over; call reset()")
-        a = torch.as_tensor(actions, device=self.device)
-        if a.shape != (self.num_tasks, self.num_envs):
-            raise EnvError(f"step: actions must be [{self.num_tasks}, {self.num_envs}], got {tuple(a.shape)}")
-        a = a.long()
-        if bool((a < 0).any()) or bool((a >= self.arms).any()):
-            raise EnvError(f"step: actions must be in [0, {self.arms}), got min {int(a.min())} max {int(a.max())}")
+        a = check_discrete_actions(actions, self._act_shape, self.arms, "bandit batched env").to(self.device)
         mu = torch.gather(self._means, 1, a)  # [T, E] float64
         if self.distribution == "bernoulli":
             u = counter_uniform(self._keys, self._t, 0)
@@ -408,7 +410,10 @@ class BanditEnv(gym.Env):
         return np.zeros(self.arms + 2, dtype=np.float32), {"means": np.asarray(task.means)}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = torch.tensor([[int(action)]], dtype=torch.int64)
+        """Pull arm ``action``: an int (or NumPy integer / 0-d integer array) in ``[0, arms)``; anything else
+        raises :class:`EnvError` naming the env and the action (no truncation of floats)."""
+        arm = check_discrete_action(action, self.arms, env_label(self, "bandit env"))
+        a = torch.tensor([[arm]], dtype=torch.int64)
         obs, rew, term, trunc, info = self._inner.step(a)
         return (
             obs[0, 0].numpy().astype(np.float32),

@@ -39,6 +39,7 @@ from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError, EnvError
 from fastadapt.core.registry import register_task
 from fastadapt.core.seeding import np_rng
+from fastadapt.tasks.rl.action_checks import check_discrete_action, check_discrete_actions, env_label
 
 ENV_ID = "fastadapt/CartPolePhysics-v0"
 SPLITS = ("train", "test")
@@ -158,7 +159,8 @@ class CartPolePhysicsEnv(gym.Env):
 
     ``reset(seed, options={"task": CartPoleTask | dict})`` sets the physics (kept for later resets; default
     physics until one is given); ``options={"state": [x, x_dot, theta, theta_dot]}`` overrides the random
-    initial state (used by tests to compare with the batched env).
+    initial state (used by tests to compare with the batched env). Actions: an int (or NumPy integer / 0-d
+    integer array) in ``{0, 1}``; anything else raises :class:`EnvError` naming the env and the action.
     """
 
     metadata = {"render_modes": []}
@@ -189,9 +191,7 @@ class CartPolePhysicsEnv(gym.Env):
         return self.state.astype(np.float32), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = int(np.asarray(action).reshape(()))
-        if a not in (0, 1):
-            raise EnvError(f"cartpole: action must be 0 or 1, got {a}")
+        a = check_discrete_action(action, 2, env_label(self, ENV_ID))
         p = self.task
         x, x_dot, theta, theta_dot = (float(v) for v in self.state)
         force = FORCE_MAG if a == 1 else -FORCE_MAG
@@ -270,13 +270,12 @@ class CartPoleBatchedEnv:
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        if actions.shape != (self.num_tasks, self.num_envs):
-            raise EnvError(
-                f"cartpole batched env: actions must be [{self.num_tasks}, {self.num_envs}], got {tuple(actions.shape)}"
-            )
+        """``actions``: an integer tensor ``[tasks, envs]`` in ``{0, 1}``; floats, bools, other values and
+        shapes raise :class:`EnvError` naming the position, leaving the env unchanged."""
+        a = check_discrete_actions(actions, (self.num_tasks, self.num_envs), 2, "cartpole batched env")
         p = self.params
         x, x_dot, theta, theta_dot = self.state.unbind(-1)
-        force = torch.where(actions.long() == 1, FORCE_MAG, -FORCE_MAG).to(torch.float64)
+        force = torch.where(a == 1, FORCE_MAG, -FORCE_MAG).to(torch.float64)
         total_mass = p["masspole"] + p["masscart"]
         polemass_length = p["masspole"] * p["length"]
         cos, sin = torch.cos(theta), torch.sin(theta)

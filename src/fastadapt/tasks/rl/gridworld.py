@@ -35,6 +35,7 @@ from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError, EnvError
 from fastadapt.core.registry import register_task
 from fastadapt.core.seeding import np_rng
+from fastadapt.tasks.rl.action_checks import check_discrete_action, check_discrete_actions, env_label
 
 ENV_ID = "fastadapt/Gridworld-v0"
 SPLITS = ("train", "test")
@@ -151,7 +152,8 @@ class GridworldEnv(gym.Env):
 
     ``reset(seed, options={"task": GridTask | {"goal": [x, y]}})`` sets the goal (kept for later resets;
     without any, a goal is drawn from the env's ``np_random``). Observation ``(x, y)`` float32; actions
-    ``Discrete(5)``; truncated after ``episode_steps``.
+    ``Discrete(5)``: an int (or NumPy integer / 0-d integer array) in ``0..4``, anything else raises
+    :class:`EnvError` naming the env and the action; truncated after ``episode_steps``.
     """
 
     metadata = {"render_modes": []}
@@ -183,9 +185,7 @@ class GridworldEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._goal is None:
             raise EnvError("gridworld: step() called before reset()")
-        a = int(np.asarray(action).reshape(()))
-        if not 0 <= a < len(MOVES):
-            raise EnvError(f"gridworld: action must be in 0..{len(MOVES) - 1}, got {a}")
+        a = check_discrete_action(action, len(MOVES), env_label(self, ENV_ID))
         dx, dy = MOVES[a]
         hi = self.num_cells - 1
         self._pos = [min(max(self._pos[0] + dx, 0), hi), min(max(self._pos[1] + dy, 0), hi)]
@@ -244,14 +244,9 @@ class GridworldBatchedEnv:
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        if actions.shape != (self.num_tasks, self.num_envs):
-            raise EnvError(
-                f"gridworld batched env: actions must be [{self.num_tasks}, {self.num_envs}], "
-                f"got {tuple(actions.shape)}"
-            )
-        a = actions.long()
-        if bool((a < 0).any()) or bool((a >= len(MOVES)).any()):
-            raise EnvError(f"gridworld batched env: actions must be in 0..{len(MOVES) - 1}")
+        """``actions``: an integer tensor ``[tasks, envs]`` in ``0..4``; floats, bools, out-of-range entries
+        and other shapes raise :class:`EnvError` naming the position, leaving the env unchanged."""
+        a = check_discrete_actions(actions, (self.num_tasks, self.num_envs), len(MOVES), "gridworld batched env")
         self.pos = (self.pos + self.moves[a]).clamp(0, self.num_cells - 1)
         at_goal = (self.pos == self.goals).all(-1)
         reward = torch.where(at_goal, GOAL_REWARD, STEP_REWARD).to(torch.float32)

@@ -43,6 +43,7 @@ from fastadapt.core.errors import ConfigError, EnvError
 from fastadapt.core.registry import register_task
 from fastadapt.core.seeding import np_rng
 from fastadapt.core.types import EpisodeBatch
+from fastadapt.tasks.rl.action_checks import check_box_action, env_label
 
 ENV_ID = "fastadapt/MetaWorld-v0"
 SPLITS = ("train", "test")
@@ -110,9 +111,10 @@ class MetaWorldEnv(gym.Env):
     """Single gymnasium env ``fastadapt/MetaWorld-v0`` over one benchmark's tasks.
 
     ``reset(seed, options={"task": {"env_name", "split", "index"}})`` installs that Meta-World task (one
-    simulator per env class, created on first use); without a task the first train task is used. Actions
-    are clipped to ``[-1, 1]``; the episode is truncated after ``horizon`` steps; ``info["success"]`` is
-    a float in {0, 1}.
+    simulator per env class, created on first use); without a task the first train task is used. Actions:
+    a numeric array of shape ``[4]``; finite values are clipped to ``[-1, 1]``, NaN/Inf and other shapes
+    raise :class:`EnvError` naming the env and the action; the episode is truncated after ``horizon``
+    steps; ``info["success"]`` is a float in {0, 1}.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -182,7 +184,7 @@ class MetaWorldEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.sim is None:
             raise EnvError("metaworld: step() called before reset()")
-        a = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        a = check_box_action(action, -1.0, 1.0, (4,), env_label(self, ENV_ID)).astype(np.float32, copy=False)
         obs, reward, terminated, _, info = self.sim.step(a)
         self._t += 1
         info = dict(info)

@@ -45,6 +45,7 @@ from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError, EnvError
 from fastadapt.core.registry import register_task
 from fastadapt.core.seeding import np_rng
+from fastadapt.tasks.rl.action_checks import check_box_action, check_box_actions, env_label, nonfinite_error
 
 ENV_ID = "fastadapt/Navigation2D-v0"
 SPLITS = ("train", "test")
@@ -240,7 +241,9 @@ def _act_space(max_action: float) -> gym.spaces.Box:
 class Navigation2DEnv(gym.Env):
     """Single gymnasium env ``fastadapt/Navigation2D-v0`` (one point, one goal).
 
-    Observation: the position ``[2]`` (float32). Action: ``[2]``, clipped to ``[-max_action, max_action]``.
+    Observation: the position ``[2]`` (float32). Action: a numeric array of shape ``[2]``; finite values are
+    clipped to ``[-max_action, max_action]``, NaN/Inf and other shapes raise :class:`EnvError`
+    (:mod:`fastadapt.tasks.rl.action_checks`).
     ``reset(seed, options={"task": Nav2DTask | {"goal": [x, y]}})`` sets the goal (kept for later resets);
     without any task ever set, a goal is drawn from the env's own ``np_random``. ``options={"state": [x,
     y]}`` starts from another position (used by tests). Positions are float32 and updated exactly as in
@@ -306,9 +309,8 @@ class Navigation2DEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._goal is None:
             raise EnvError("navigation2d: step() called before reset()")
-        a = np.asarray(action, dtype=np.float32).reshape(2)
-        a = np.clip(a, -self.max_action, self.max_action)
-        self._state = (self._state + a).astype(np.float32)
+        a = check_box_action(action, -self.max_action, self.max_action, (2,), env_label(self, ENV_ID))
+        self._state = (self._state + a.astype(np.float32, copy=False)).astype(np.float32)
         d = self._state - self._goal
         dist = np.sqrt(d[0] * d[0] + d[1] * d[1], dtype=np.float32)
         if self.sparse:
@@ -365,6 +367,7 @@ class Navigation2DBatchedEnv:
         self.generator = torch.Generator(device=self.device)
         self._t = 0
         self._tasks_set = False
+        self._act_shape = torch.Size((self.num_tasks, self.num_envs, 2))
         self._false = torch.zeros(self.num_tasks, self.num_envs, dtype=torch.bool, device=self.device)
         self._zero = torch.zeros((), device=self.device)
 
@@ -399,16 +402,26 @@ class Navigation2DBatchedEnv:
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """One step of every point. ``actions: [T, E, 2]`` (clipped here)."""
-        if actions.shape != (self.num_tasks, self.num_envs, 2):
-            raise EnvError(
-                f"navigation2d batched env: actions must be [{self.num_tasks}, {self.num_envs}, 2], "
-                f"got {tuple(actions.shape)}"
-            )
+        """One step of every point. ``actions: [T, E, 2]``, a float (or integer) tensor.
+
+        Finite actions are clipped to ``[-max_action, max_action]``; NaN/Inf entries, other shapes and
+        bool/complex dtypes raise :class:`EnvError` naming the position, and leave the env unchanged
+        (:mod:`fastadapt.tasks.rl.action_checks`). The NaN/Inf test is one sum per step (the exact test only
+        runs when that sum is not finite).
+        """
+        if (
+            not isinstance(actions, torch.Tensor)
+            or actions.shape != self._act_shape
+            or not actions.dtype.is_floating_point
+        ):
+            actions = check_box_actions(actions, self._act_shape, "navigation2d batched env")
+        elif not math.isfinite(actions.sum().item()) and not bool(torch.isfinite(actions).all()):
+            raise nonfinite_error(actions, "navigation2d batched env")
         m = self.max_action
-        if actions.dtype != torch.float32:
-            actions = actions.to(torch.float32)
-        self._planes = self._planes + torch.clamp(actions, -m, m).permute(2, 0, 1)
+        step = torch.clamp(actions, -m, m)
+        if step.dtype != torch.float32:
+            step = step.to(torch.float32)
+        self._planes = self._planes + step.permute(2, 0, 1)
         d = self._planes - self._goal_planes
         dist = (d * d).sum(0).sqrt_()
         if self.sparse:

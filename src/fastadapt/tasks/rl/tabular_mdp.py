@@ -42,6 +42,7 @@ from fastadapt.core.config import Section
 from fastadapt.core.errors import EnvError
 from fastadapt.core.registry import register_task
 from fastadapt.core.seeding import np_rng, torch_gen
+from fastadapt.tasks.rl.action_checks import check_discrete_action, check_discrete_actions, env_label
 from fastadapt.tasks.rl.bandit import counter_normal, counter_uniform, stream_keys
 
 __all__ = [
@@ -214,16 +215,15 @@ class BatchedTabularMDPEnv:
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """``actions``: an integer tensor ``[tasks, envs]`` in ``[0, actions)``; floats, bools, out-of-range
+        entries and other shapes raise :class:`EnvError` naming the position, leaving the env unchanged."""
         if self._keys is None or self._cdf is None or self._R is None:
             raise EnvError("step: call reset() first")
         if self._t >= self.max_episode_steps:
             raise EnvError(f"step: the trial of {self.max_episode_steps} steps is over; call reset()")
-        a = torch.as_tensor(actions, device=self.device)
-        if a.shape != (self.num_tasks, self.num_envs):
-            raise EnvError(f"step: actions must be [{self.num_tasks}, {self.num_envs}], got {tuple(a.shape)}")
-        a = a.long()
-        if bool((a < 0).any()) or bool((a >= self.actions).any()):
-            raise EnvError(f"step: actions must be in [0, {self.actions})")
+        a = check_discrete_actions(
+            actions, (self.num_tasks, self.num_envs), self.actions, "tabular MDP batched env"
+        ).to(self.device)
         s = self._state
         cdf = self._cdf[self._t_idx, s, a]  # [T, E, S]
         u = counter_uniform(self._keys, self._t, 0)
@@ -299,7 +299,10 @@ class TabularMDPEnv(gym.Env):
         return obs, {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        obs, rew, term, trunc, info = self._inner.step(torch.tensor([[int(action)]], dtype=torch.int64))
+        """``action``: an int (or NumPy integer / 0-d integer array) in ``[0, actions)``; anything else
+        raises :class:`EnvError` naming the env and the action."""
+        a = check_discrete_action(action, self._inner.actions, env_label(self, "tabular MDP env"))
+        obs, rew, term, trunc, info = self._inner.step(torch.tensor([[a]], dtype=torch.int64))
         return (
             obs[0, 0].numpy().astype(np.float32),
             float(rew[0, 0]),

@@ -15,7 +15,10 @@ Common API of every family (``dist = TASKS.get(name).build(cfg)``)::
     dist.horizon, dist.max_episode_steps       # 200 by default (MAML), configurable
 
 These simulators cannot batch in one tensor op; collect with ``fastadapt.samplers.ProcessSampler(dist.make_env,
-...)``. Actions are clipped to the action space before the step and before any control cost.
+...)``. Actions: a numeric array of the action space's shape; finite values are clipped to the action space
+before the step and before any control cost, NaN/Inf and other shapes raise
+:class:`~fastadapt.core.errors.EnvError` naming the env and the action (never reaching the simulator;
+:mod:`fastadapt.tasks.rl.action_checks`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pydantic import Field
 
 from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError, EnvError
+from fastadapt.tasks.rl.action_checks import check_box_action, env_label
 
 SPLITS = ("train", "test")
 
@@ -71,6 +75,8 @@ class MujocoTaskEnv(gym.Env):
     Subclasses set ``base_id`` / ``base_kwargs`` and implement ``parse_task``, ``default_task(np_random)``,
     ``apply_task`` (optional) and ``task_reward(action, base_reward, info)``. The episode is truncated
     after ``horizon`` steps; termination is the base env's (e.g. Ant's healthy-z check) unless disabled.
+    ``step`` clips finite actions to the action space and rejects NaN/Inf and wrong shapes with
+    :class:`EnvError` (the simulator state is untouched).
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -121,7 +127,10 @@ class MujocoTaskEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.task is None:
             raise EnvError(f"{self.family}: step() called before reset()")
-        a = np.clip(np.asarray(action, dtype=np.float64), self.action_space.low, self.action_space.high)
+        a = check_box_action(
+            action, self.action_space.low, self.action_space.high, self.action_space.shape,
+            env_label(self, self.family),
+        ).astype(np.float64, copy=False)
         obs, base_reward, terminated, _, info = self.inner.step(a)
         reward = float(self.task_reward(a, float(base_reward), info))
         self._t += 1
