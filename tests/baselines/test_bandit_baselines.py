@@ -142,3 +142,40 @@ def test_all_methods_listed() -> None:
     assert set(BANDIT_METHODS) == {
         "bayes_optimal", "gittins", "ucb1", "thompson", "ots", "eps_greedy", "greedy", "random"
     }
+
+
+def test_ucb_variants() -> None:
+    from fastadapt.baselines.bandits import ucb_choose
+
+    s, m = np.zeros((3, 4)), np.zeros((3, 4))
+    assert (ucb_choose(0, s, m, 1.0) == 0).all()  # RL² code: NaN index at t = 0 -> arm 0
+    assert (ucb_choose(2, s, m, 1.0, "classic") == 2).all()  # classic: each arm once first
+    m[:, 1], s[:, 1] = 3.0, 1.0
+    assert (ucb_choose(5, s, m, 0.5, "t_from_1") != 1).all()  # the pulled arm's bonus is smaller
+    with pytest.raises(ConfigError, match="variant"):
+        ucb_choose(1, s, m, 1.0, "nope")
+
+
+def test_gittins_above_the_old_limit_and_refusal() -> None:
+    from fastadapt.baselines.bandits import GITTINS_MAX_PULLS
+
+    res = evaluate_bandit_method("gittins", 5, 160, trials=40, seed=0, grid=[0.9])
+    assert res.tuned == {"discount": 0.9} and 0.0 < res.extra["index_max_bracket_width"] <= 5e-4
+    assert res.extra["truncation_level"] == 320 and 80 < res.mean < 160
+    with pytest.raises(NotComputable, match="not computed"):
+        evaluate_bandit_method("gittins", 5, GITTINS_MAX_PULLS + 1, trials=10)
+
+
+def test_bench_ots_grid_options() -> None:
+    cfg = BanditBenchConfig(ots_samples=3, ots_tune_trials=20)
+    assert cfg.ots_samples == [3] and cfg.ots_tune_trials == 20
+    with pytest.raises(ValueError):
+        BanditBenchConfig(ots_samples=[0, 2])
+
+
+def test_ots_tuning_with_a_reduced_grid(tmp_path: Path) -> None:
+    cfg = BanditBenchConfig(arms=5, pulls=20, methods="ots", trials=60, ots_samples=[1, 4], ots_tune_trials=30)
+    ctx = BenchContext(out=tmp_path)
+    (row,) = run_bandits(cfg, ctx)
+    assert row.extra["tuned"]["samples"] in (1, 4)
+    assert row.extra["tuning_grid"] == [1.0, 4.0] and row.extra["tune_trials"] == 30

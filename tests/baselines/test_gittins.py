@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastadapt.baselines.gittins import gittins_index, gittins_indices, gittins_table
+from fastadapt.baselines.gittins import (
+    gittins_index,
+    gittins_indices,
+    gittins_table,
+    gittins_table_calibrated,
+)
 from fastadapt.core.errors import ConfigError
 
 
@@ -47,3 +52,43 @@ def test_bad_arguments() -> None:
         gittins_index(1, 1, 1.0, 10)
     with pytest.raises(ConfigError):
         gittins_index(0, 1, 0.9, 10)
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99])
+def test_calibrated_table_matches_exact_per_state_calibration(gamma: float) -> None:
+    # one DP per retirement reward over the whole triangle == the per-state calibration with the same
+    # (absolute) truncation level, within the certified bracket
+    n = 12
+    table, width = gittins_table_calibrated(n, gamma, grid=128, refine_tol=1e-7)
+    assert np.nanmax(width) <= 1e-7
+    for d in range(n + 1):
+        s = np.arange(d + 1)
+        exact = gittins_indices(1.0 + s, 1.0 + d - s, gamma, horizon=2 * n - d, tol=1e-10)
+        np.testing.assert_allclose(table[s, d - s], exact, atol=0.5e-7 + 1e-9)
+    assert np.isnan(table[n, 1]) and np.isnan(width[n, 1])
+
+
+def test_calibrated_grid_bracket_is_certified_without_refinement() -> None:
+    n = 10
+    table, width = gittins_table_calibrated(n, 0.99, grid=64, refine_tol=1.0)  # interpolation only
+    assert 0 < np.nanmax(width) < 1 / 64
+    for d in (0, 4, 10):
+        s = np.arange(d + 1)
+        exact = gittins_indices(1.0 + s, 1.0 + d - s, 0.99, horizon=2 * n - d, tol=1e-10)
+        assert (np.abs(table[s, d - s] - exact) <= width[s, d - s] / 2 + 1e-9).all()
+
+
+def test_calibrated_table_published_values() -> None:
+    # jedwards24/gittins: bmab_gi_ab(3, 2, gamma=0.8, N=20) = 0.67143994 (depth 20 below the state)
+    t, _ = gittins_table_calibrated(0, 0.8, depth=20, a0=3, b0=2, grid=64, refine_tol=1e-8)
+    assert abs(t[0, 0] - 0.67143994) <= 0.5e-4
+    # GI(1,1) ~ 0.7029 at gamma = 0.9 (REFERENCES.md; deep truncation)
+    t, _ = gittins_table_calibrated(0, 0.9, depth=150, grid=64, refine_tol=1e-8)
+    assert abs(t[0, 0] - 0.7029) < 2e-4
+
+
+def test_calibrated_table_arguments() -> None:
+    with pytest.raises(ConfigError):
+        gittins_table_calibrated(5, 1.0)
+    with pytest.raises(ConfigError):
+        gittins_table_calibrated(5, 0.9, grid=1)

@@ -14,9 +14,11 @@ conventions of the RL² paper's evaluation code (florensacc/rllab-curriculum,
 - **thompson**: one draw from each arm's ``Beta(1 + s, 1 + f)`` posterior, pull the argmax;
 - **ots** ("optimistic" Thompson sampling as the RL² code defines it): draw ``samples`` joint posterior
   samples and act on the one with the highest posterior density; ``samples`` in ``1..20``;
-- **gittins**: the Gittins index of each arm's ``Beta(1 + s, 1 + f)`` posterior
-  (:mod:`fastadapt.baselines.gittins`, calibration + truncated DP), discount tuned over
-  ``{0.9, 0.99, 0.999, 0.9999}``; the calibration DP is truncated at the trial length ``n``;
+- **gittins**: the Gittins index of each arm's ``Beta(1 + s, 1 + f)`` posterior, discount tuned over
+  ``{0.9, 0.99, 0.999, 0.9999}``. The whole index table (all ``s + f <= n``) comes from one calibration
+  DP per retirement reward over the triangle of states, truncated at the absolute level ``s + f = 2n``
+  (every state looks at least ``n`` pulls ahead), indices certified to within ``GITTINS_REFINE_TOL / 2``
+  (:func:`fastadapt.baselines.gittins.gittins_table_calibrated`);
 - **bayes_optimal**: the exact Bayes-optimal policy for the finite horizon ``n`` and the uniform prior,
   by dynamic programming over posterior states. Arms are exchangeable, so a state is the *multiset* of
   ``(successes, failures)`` of the pulled arms (untouched arms are all alike); the value of the empty
@@ -41,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy.special import xlogy
 
-from fastadapt.baselines.gittins import gittins_table
+from fastadapt.baselines.gittins import gittins_table_calibrated
 from fastadapt.core.errors import ConfigError
 from fastadapt.core.seeding import np_rng
 from fastadapt.tasks.rl.bandit import BanditDistribution
@@ -72,21 +74,30 @@ class NotComputable(Exception):
 
 
 # ------------------------------------------------------------------------------------ Bayes-optimal
-def count_posterior_states(arms: int, pulls: int) -> int:
+def count_posterior_states(arms: int, pulls: int, cap: int | None = None) -> int:
     """Number of multiset states the Bayes-optimal DP visits (states with 1..pulls-1 pulls + the root).
 
     A state is a multiset of at most ``arms`` pairs ``(s, f)`` with ``s + f >= 1``; a pair with ``m``
-    pulls has ``m + 1`` kinds. Counted with a generating-function DP over (total pulls, parts).
+    pulls has ``m + 1`` kinds. Counted with a generating-function DP over (total pulls, parts), adding
+    the kinds of size ``m = 1, 2, ...`` in turn. The partial counts only grow, so with ``cap`` the count
+    stops as soon as it exceeds ``cap`` and that partial count (a lower bound ``> cap``) is returned
+    (the full count costs O(pulls^3 arms) big-integer operations: minutes for n = 500).
     """
     # ways[t][j]: multisets with total t and j parts
     ways = np.zeros((pulls + 1, arms + 1), dtype=object)
     ways[0, 0] = 1
-    for m in range(1, pulls + 1):
+
+    def total() -> int:
+        return int(sum(ways[t, j] for t in range(pulls) for j in range(arms + 1)))
+
+    for m in range(1, pulls):  # parts of size >= pulls never occur in states with < pulls pulls
         for _kind in range(m + 1):  # each kind of size m can be used any number of times
             for t in range(m, pulls + 1):
                 for j in range(1, arms + 1):
                     ways[t, j] += ways[t - m, j - 1]
-    return int(sum(ways[t, j] for t in range(pulls) for j in range(arms + 1)))
+        if cap is not None and total() > cap:
+            return total()
+    return total()
 
 
 class BayesOptimalBandit:
@@ -98,10 +109,10 @@ class BayesOptimalBandit:
 
     def __init__(self, arms: int, pulls: int, max_states: int = 2_000_000) -> None:
         self.arms, self.pulls = int(arms), int(pulls)
-        n_states = count_posterior_states(self.arms, self.pulls)
+        n_states = count_posterior_states(self.arms, self.pulls, cap=max_states)
         if n_states > max_states:
             raise NotComputable(
-                f"Bayes-optimal DP for k={arms}, n={pulls} needs {n_states:.3g} posterior states "
+                f"Bayes-optimal DP for k={arms}, n={pulls} needs more than {n_states:.3g} posterior states "
                 f"(limit {max_states:.3g}); not computed (no approximation is substituted)"
             )
         self.n_states = n_states
@@ -154,18 +165,28 @@ class BayesOptimalBandit:
 
 
 # ---------------------------------------------------------------------------------------- policies
-#: largest trial length for which the Gittins table (all (s, f) with s + f <= n, DP truncated at n) is built
-GITTINS_MAX_PULLS = 150
+#: largest trial length for which the Gittins index table is built (the calibration DP costs
+#: ``GITTINS_GRID * (2 n)^2 / 2`` state updates per discount: ~5 s of CPU for n = 500)
+GITTINS_MAX_PULLS = 1000
+#: retirement-reward grid and refinement tolerance of the Gittins calibration
+#: (:func:`fastadapt.baselines.gittins.gittins_table_calibrated`); every index is certified to within
+#: ``GITTINS_REFINE_TOL / 2``
+GITTINS_GRID = 1024
+GITTINS_REFINE_TOL = 5e-4
 
 
 @functools.lru_cache(maxsize=16)
-def _gittins_table_cached(pulls: int, gamma: float) -> np.ndarray:
+def _gittins_table_cached(pulls: int, gamma: float) -> tuple[np.ndarray, float]:
+    """(index table ``[n+1, n+1]``, its largest certified bracket width) for trial length ``n``."""
     if pulls > GITTINS_MAX_PULLS:
         raise NotComputable(
-            f"Gittins index table for n={pulls} needs {(pulls + 1) * (pulls + 2) // 2} calibrations with a "
-            f"depth-{pulls} DP each (limit n <= {GITTINS_MAX_PULLS}); not computed"
+            f"Gittins index table for n={pulls} needs a calibration DP over {(2 * pulls + 1) * (pulls + 1)} "
+            f"states per retirement reward (limit n <= {GITTINS_MAX_PULLS}); not computed"
         )
-    return gittins_table(pulls, gamma, horizon=max(pulls, 1))
+    table, width = gittins_table_calibrated(
+        pulls, gamma, depth=max(pulls, 1), grid=GITTINS_GRID, refine_tol=GITTINS_REFINE_TOL
+    )
+    return table, float(np.nanmax(width))
 
 
 Chooser = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
@@ -173,6 +194,33 @@ Chooser = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
 def _greedy_index(s: np.ndarray, m: np.ndarray) -> np.ndarray:
     return (1.0 + s) / (2.0 + m)
+
+
+#: UCB1 conventions (``ucb_choose``); "rl2" is the RL² evaluation code's and the default everywhere.
+UCB_VARIANTS = ("rl2", "t_from_1", "classic")
+
+
+def ucb_choose(t: int, s: np.ndarray, m: np.ndarray, c: float, variant: str = "rl2") -> np.ndarray:
+    """UCB1 arm choice at step ``t`` (0-based) from successes ``s`` and pulls ``m`` (``[trials, k]``).
+
+    - ``"rl2"`` (RL² code): ``(1+s)/(2+m) + c sqrt(2 ln t / (2+m))``; at ``t = 0`` the index is NaN for
+      every arm and ``argmax`` returns arm 0; ties to the lowest arm.
+    - ``"t_from_1"``: the same with ``ln(t + 1)`` (time counted from 1; a diagnostic variant).
+    - ``"classic"`` (Auer et al. 2002): pull each arm once, then ``s/m + c sqrt(2 ln t / m)``.
+    Returns actions ``[trials]``.
+    """
+    if variant == "rl2":
+        if t == 0:  # ln 0: the RL² code's index is NaN everywhere and argmax picks arm 0
+            return np.zeros(s.shape[0], dtype=np.int64)
+        return np.argmax(_greedy_index(s, m) + c * np.sqrt(2.0 * math.log(t) / (2.0 + m)), axis=1)
+    if variant == "t_from_1":
+        return np.argmax(_greedy_index(s, m) + c * np.sqrt(2.0 * math.log(t + 1) / (2.0 + m)), axis=1)
+    if variant == "classic":
+        k = s.shape[1]
+        if t < k:
+            return np.full(s.shape[0], t, dtype=np.int64)
+        return np.argmax(s / m + c * np.sqrt(2.0 * math.log(t) / m), axis=1)
+    raise ConfigError(f"ucb variant {variant!r} unknown; allowed: {', '.join(UCB_VARIANTS)}")
 
 
 def _make_chooser(
@@ -194,13 +242,7 @@ def _make_chooser(
         return eps_greedy
     if method == "ucb1":
         c = float(param if param is not None else 1.0)
-
-        def ucb1(t: int, s: np.ndarray, m: np.ndarray) -> np.ndarray:
-            if t == 0:  # ln 0: the RL² code's index is NaN everywhere and argmax picks arm 0
-                return np.zeros(s.shape[0], dtype=np.int64)
-            return np.argmax(_greedy_index(s, m) + c * np.sqrt(2.0 * math.log(t) / (2.0 + m)), axis=1)
-
-        return ucb1
+        return lambda t, s, m: ucb_choose(t, s, m, c)
     if method == "thompson":
         return lambda t, s, m: np.argmax(rng.beta(1.0 + s, 1.0 + m - s), axis=1)
     if method == "ots":
@@ -208,6 +250,8 @@ def _make_chooser(
 
         def ots(t: int, s: np.ndarray, m: np.ndarray) -> np.ndarray:
             a, b = 1.0 + s, 1.0 + m - s
+            if n_samples == 1:  # one joint draw: nothing to compare (= Thompson sampling)
+                return np.argmax(rng.beta(a, b), axis=1)
             x = rng.beta(a, b, size=(n_samples, *s.shape))  # [samples, trials, k]
             # joint log-density up to the per-trial constant (the Beta normalisers)
             logp = (xlogy(a - 1.0, x) + xlogy(b - 1.0, 1.0 - x)).sum(-1)  # [samples, trials]
@@ -218,7 +262,7 @@ def _make_chooser(
         return ots
     if method == "gittins":
         gamma = float(param if param is not None else 0.99)
-        table = _gittins_table_cached(pulls, gamma)
+        table = _gittins_table_cached(pulls, gamma)[0]
 
         def gittins(t: int, s: np.ndarray, m: np.ndarray) -> np.ndarray:
             si = s.astype(np.int64)
@@ -302,9 +346,11 @@ def evaluate_bandit_method(
 ) -> BanditResult:
     """Evaluate one method on one ``(arms, pulls)`` cell.
 
-    Methods with a parameter are first run for every grid value on ``tune_trials`` separate trials
-    (default: ``trials``); the best value is then evaluated on the evaluation trials. Raises
-    :class:`NotComputable` for Bayes-optimal settings too large to solve exactly.
+    Methods with a parameter are first run for every value of ``grid`` (default ``PARAM_GRIDS``) on
+    ``tune_trials`` separate trials (default: ``trials``); the best value is then evaluated on the
+    evaluation trials. Raises
+    :class:`NotComputable` for Bayes-optimal settings too large to solve exactly and for Gittins
+    above ``GITTINS_MAX_PULLS``.
     """
     if method not in BANDIT_METHODS:
         raise ConfigError(f"methods: unknown bandit method {method!r}; allowed: {', '.join(BANDIT_METHODS)}")
@@ -313,6 +359,8 @@ def evaluate_bandit_method(
     tuning: list[dict[str, float]] = []
     extra: dict[str, Any] = {}
     param: float | None = None
+    if method == "gittins" and pulls > GITTINS_MAX_PULLS:
+        _gittins_table_cached(pulls, 0.9)  # raises NotComputable before any tuning work
     if method in PARAM_GRIDS:
         name, default_grid = PARAM_GRIDS[method]
         values = tuple(grid) if grid is not None else default_grid
@@ -325,8 +373,9 @@ def evaluate_bandit_method(
             if mean_v > best:
                 best, param = mean_v, float(v)
         tuned = {name: int(param) if name == "samples" else param}  # type: ignore[arg-type]
-    if method == "gittins" and pulls > GITTINS_MAX_PULLS:
-        _gittins_table_cached(pulls, 0.9)  # raises NotComputable before any tuning work
+    if method == "gittins":
+        extra["index_max_bracket_width"] = _gittins_table_cached(pulls, float(param))[1]  # type: ignore[arg-type]
+        extra["truncation_level"] = 2 * max(pulls, 1)
     if method == "bayes_optimal":
         bo = BayesOptimalBandit(arms, pulls)
         extra["exact_value"] = bo.value

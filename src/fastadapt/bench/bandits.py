@@ -20,7 +20,12 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from fastadapt.baselines.bandits import BANDIT_METHODS, NotComputable, evaluate_bandit_method
+from fastadapt.baselines.bandits import (
+    BANDIT_METHODS,
+    GITTINS_REFINE_TOL,
+    NotComputable,
+    evaluate_bandit_method,
+)
 from fastadapt.core.config import Section
 from fastadapt.core.errors import ConfigError
 from fastadapt.core.registry import register_benchmark
@@ -58,13 +63,20 @@ class BanditBenchConfig(Section):
     trials: int = Field(1000, ge=2, description="trials per cell (fresh arm means each)")
     methods: list[str] = Field(default_factory=lambda: list(BANDIT_METHODS))
     seed: int = Field(0, ge=0)
+    ots_samples: list[int] = Field(
+        default_factory=lambda: list(range(1, 21)),
+        description="OTS tuning grid of sample counts (RL² code: 1..20)",
+    )
+    ots_tune_trials: int | None = Field(
+        None, ge=2, description="tuning trials for OTS (default: trials); OTS costs samples x trials x arms draws/pull"
+    )
 
-    @field_validator("arms", "pulls", "methods", mode="before")
+    @field_validator("arms", "pulls", "methods", "ots_samples", mode="before")
     @classmethod
     def _wrap(cls, v: Any) -> Any:
         return _listify(v)
 
-    @field_validator("arms", "pulls")
+    @field_validator("arms", "pulls", "ots_samples")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
         if not v or min(v) < 1:
@@ -147,11 +159,18 @@ def run_bandits(cfg: BanditBenchConfig, ctx: BenchContext) -> list[Row]:
     work = [(k, n, m) for k, n in cells for m in cfg.methods]
     for k, n, m in ctx.track(work, description="bandits", total=len(work)):
         try:
-            res = evaluate_bandit_method(m, k, n, cfg.trials, cfg.seed)
+            if m == "ots":
+                res = evaluate_bandit_method(m, k, n, cfg.trials, cfg.seed, grid=[float(v) for v in cfg.ots_samples],
+                                             tune_trials=cfg.ots_tune_trials)
+            else:
+                res = evaluate_bandit_method(m, k, n, cfg.trials, cfg.seed)
         except NotComputable as exc:
             skipped.append(f"{m} k={k} n={n}: {exc}")
             continue
         extra: dict[str, Any] = {"tuned": res.tuned, "wall_s": round(res.wall_s, 3)}
+        if res.tuning:
+            extra["tuning_grid"] = [next(iter(d.values())) for d in res.tuning]
+            extra["tune_trials"] = cfg.ots_tune_trials if m == "ots" and cfg.ots_tune_trials else cfg.trials
         extra.update(res.extra)
         rows.append(Row(m, {"arms": k, "pulls": n}, res.mean, res.se, res.n, extra))
         if res.tuned:
@@ -166,6 +185,16 @@ def run_bandits(cfg: BanditBenchConfig, ctx: BenchContext) -> list[Row]:
     )
     if tuned_notes:
         ctx.notes.append("Tuned parameters: " + "; ".join(tuned_notes) + ".")
+    if "ots" in cfg.methods:
+        ctx.notes.append(
+            f"OTS sample counts tuned over {cfg.ots_samples} on {cfg.ots_tune_trials or cfg.trials} tuning trials "
+            "(the RL² code: 1..20 on its 1000 evaluation trials)."
+        )
+    if "gittins" in cfg.methods:
+        ctx.notes.append(
+            "Gittins indices: one calibration DP per retirement reward over all arm states, truncated at "
+            f"s + f = 2n, each index certified to within +-{GITTINS_REFINE_TOL / 2:g} (see fastadapt.baselines.gittins)."
+        )
     exact = [r for r in rows if "exact_value" in r.extra]
     if exact:
         ctx.notes.append(
