@@ -14,6 +14,19 @@ HERE = Path(__file__).resolve().parent
 TARGETS = {"CartPole-v1": (475.0, 100_000), "Pendulum-v1": (-200.0, 20_000)}
 
 
+def timing_cell(rs: list[dict]) -> str:
+    """``s0: 79/14 (10.5-11.2)`` per seed; runs recorded before CPU timing existed show wall time only."""
+    parts = []
+    for r in rs:
+        t = r["timing"]
+        if t is None:
+            parts.append(f"s{r['seed']}: {r['train_wall_s']:.0f}/- (see command.txt)")
+        else:
+            parts.append(f"s{r['seed']}: {t['train_wall_s']:.0f}/{t['train_cpu_s']:.0f} "
+                         f"({t['load_start']:.1f}-{t['load_end']:.1f})")
+    return ", ".join(parts)
+
+
 def main() -> None:
     runs = sorted(p for p in (HERE / "results").iterdir() if (p / "eval.json").is_file())
     per_cfg: dict[str, list[dict]] = defaultdict(list)
@@ -28,9 +41,12 @@ def main() -> None:
             "eval_mean": row["mean"], "eval_se": row["se"], "episodes": row["n"],
             "env_steps": metrics[-1]["env_steps"], "train_wall_s": summary["wall_s"],
             "curve": [(m["env_steps"], m.get("episode_return")) for m in metrics if "episode_return" in m],
+            "timing": (json.loads((run / "timing.json").read_text()) if (run / "timing.json").is_file()
+                       else None),
         })
     lines = ["| config | method | env | seeds | eval return per seed (20 episodes each) | mean over seeds | "
-             "min | env steps | target | met by |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "min | env steps | target | met by | train wall s / CPU s (load start-end) per seed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     out_rows = []
     for cfg_name, rs in sorted(per_cfg.items()):
         rs.sort(key=lambda r: r["seed"])
@@ -45,13 +61,14 @@ def main() -> None:
         lines.append(
             f"| {cfg_name} | {rs[0]['method']} | {env} | {len(rs)} | {per_seed} | {mean:.1f}"
             f"{f' ± {se:.1f}' if se is not None else ''} | {min(vals):.1f} | {int(rs[0]['env_steps'])} | "
-            f"{f'>= {tgt[0]:g} within {tgt[1]} steps' if tgt else '-'} | {met} |"
+            f"{f'>= {tgt[0]:g} within {tgt[1]} steps' if tgt else '-'} | {met} | {timing_cell(rs)} |"
         )
         out_rows.append({"method": rs[0]["method"], "setting": {"env": env, "config": cfg_name},
                          "mean": mean, "se": se, "n": len(vals),
                          "per_seed": {str(r["seed"]): r["eval_mean"] for r in rs},
                          "env_steps": rs[0]["env_steps"],
-                         "train_wall_s": {str(r["seed"]): r["train_wall_s"] for r in rs}})
+                         "train_wall_s": {str(r["seed"]): r["train_wall_s"] for r in rs},
+                         "timing": {str(r["seed"]): r["timing"] for r in rs}})
     (HERE / "results.json").write_text(json.dumps({"rows": out_rows}, indent=2) + "\n")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -21,6 +21,7 @@ TINY = {"num_envs": 2, "steps_per_iter": 20, "batch_size": 8, "learning_starts":
     "cls,cfg_cls,env_id,kw",
     [
         (DQN, DQNConfig, "CartPole-v1", {"target_update_interval": 3}),
+        (DQN, DQNConfig, "CartPole-v1", {"target_update_interval": 3, "lr_final": 0.0, "lr_anneal_steps": 100}),
         (DDPG, DDPGConfig, "Pendulum-v1", {}),
         (DDPG, DDPGConfig, "Pendulum-v1", {"noise": "ou"}),
         (TD3, TD3Config, "Pendulum-v1", {}),
@@ -31,6 +32,20 @@ def test_resume_and_determinism(cls, cfg_cls, env_id, kw) -> None:
     task = make_gym_factory(env_id)
     cfg = cfg_cls(**TINY, **kw)
     rl_test_envs.check_resume(lambda: cls(cfg, task, 5))
+
+
+def test_dqn_lr_decays_linearly_to_lr_final() -> None:
+    task = make_gym_factory("CartPole-v1")
+    cfg = DQNConfig(**TINY, lr=1e-3, lr_final=1e-4, lr_anneal_steps=100)
+    learner = DQN(cfg, task, 0)
+    m = learner.train_step(1)  # 20 env steps; updates happen at env_steps = 20
+    assert m["lr"] == pytest.approx(1e-3 + (1e-4 - 1e-3) * 0.2)
+    assert learner.opt.param_groups[0]["lr"] == pytest.approx(m["lr"])
+    for i in range(2, 8):
+        m = learner.train_step(i)
+    assert m["lr"] == pytest.approx(1e-4)  # clipped at lr_final after lr_anneal_steps
+    const = DQN(DQNConfig(**TINY, lr=1e-3), task, 0).train_step(1)
+    assert const["lr"] == pytest.approx(1e-3)
 
 
 def test_dqn_improves_on_context_bandit() -> None:

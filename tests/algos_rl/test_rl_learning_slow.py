@@ -18,8 +18,9 @@ CASES = [
     ("trpo-cartpole", 475.0),
     ("vpg-cartpole", 475.0),
     ("a2c-cartpole", 475.0),
-    pytest.param("dqn-cartpole", 475.0, marks=pytest.mark.xfail(
-        reason="dqn-cartpole does not yet reach 475 within 100k steps (benchmarks/rl/README.md)", strict=False)),
+    # seed 0 (the config's train.seed) reaches 500; seeds 1 and 2 do NOT yet (271.8, 99.1): see
+    # benchmarks/rl/README.md -- this single-seed check is not the 3-seed evidence.
+    ("dqn-cartpole", 475.0),
     ("sac-pendulum", -200.0),
     ("td3-pendulum", -200.0),
     ("ddpg-pendulum", -200.0),
