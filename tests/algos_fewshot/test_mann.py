@@ -154,7 +154,7 @@ def test_learns_on_held_out_omniglot_alphabets() -> None:
                                           grad_clip=10.0), task, 0)
     ecfg = MANNEvalConfig(ways=[5], shots=[1], query=5, episodes=100, batch=50)
     before = learner.evaluate(ecfg, 11)[0].mean
-    for i in range(250):
+    for i in range(400):  # 250 iterations gave 0.2488 on a fresh venv (seed 0); 400 give 0.2896
         learner.train_step(i)
     after = learner.evaluate(ecfg, 11)[0].mean
     assert after > 0.25, (before, after)  # 2500 queries: one standard error is about 0.01
