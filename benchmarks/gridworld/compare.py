@@ -1,15 +1,21 @@
-"""Gridworld table: VariBAD (and RL²) return per episode of a 4-episode trial next to the exact Bayes-optimal.
+"""Gridworld table: VariBAD and RL² return per episode of a 4-episode trial next to the exact Bayes-optimal.
 
 Usage (from the repo root):
 
     .venv/bin/python benchmarks/gridworld/compare.py --bayes benchmarks/gridworld/bayes_optimal.json \
-        --group LABEL EVAL_JSON [EVAL_JSON ...] [--group ...] [--rl2 RUN_DIR ...] --out benchmarks/gridworld
+        [--prev OLD_RESULTS.json] --group LABEL EVAL_JSON [EVAL_JSON ...] [--group ...] \
+        [--plot METHOD ...] --out benchmarks/gridworld
 
 * ``--bayes``: the JSON written by ``bayes_optimal.py`` (exact DP, computed once).
-* ``--group LABEL FILES``: files written by ``fastadapt eval RUN_DIR --json F`` (one per seed; rows per
-  episode on held-out trials), shown as method ``LABEL``: per seed, and the mean over seeds.
-* RL²'s own ``evaluate`` reports only the trial total, so its per-episode returns are computed here from
-  ``RL2.rollout`` (public API) on test-split tasks of the run's task distribution.
+* ``--prev``: a ``results.json`` written earlier by this script; its per-run rows are kept (so that groups
+  whose eval files are no longer around stay in the table, recomputed from the same per-run rows), except
+  those of a ``--group`` label given again, which the new files replace (re-running is idempotent).
+* ``--group LABEL FILES``: files written by ``fastadapt eval RUN_DIR --json F`` (one per seed; one row per
+  episode on held-out trials plus the trial total; VariBAD and RL² both write them), shown as method
+  ``LABEL``: per seed, and the mean over seeds. RL²'s total row carries ``horizon`` in its setting too; only
+  ``episode`` / ``episodes`` are kept here.
+* ``--plot``: methods (seed-mean labels, e.g. "rl2 400 it, sampled, mean of 3 seeds") drawn in
+  ``results.png`` next to the Bayes-optimal line; default: all.
 
 Writes ``results.json`` (rows: per seed and the mean over seeds), ``results.md`` and ``results.png``.
 """
@@ -22,41 +28,15 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def _eval_rows(path: Path, label: str) -> list[dict]:
     rows = json.loads(path.read_text())["rows"]
-    return [r | {"method": label, "run": path.name} for r in rows]
-
-
-@torch.no_grad()
-def _rl2_rows(run: Path, trials: int, seed: int = 0, batch: int = 1000) -> list[dict]:
-    from fastadapt.core.seeding import np_rng, torch_gen
-    from fastadapt.experiment.runner import load_run
-
-    cfg, learner, it = load_run(run)
-    greedy = bool(cfg.raw.get("eval", {}).get("greedy", False))
-    rng, gen = np_rng(seed, "gridworld-bench-rl2"), torch_gen(seed, "gridworld-bench-rl2-actions")
-    rets, done = [], 0
-    while done < trials:
-        n = min(batch, trials - done)
-        env = learner.task.batched_env(n, 1)
-        tasks = learner.task.sample(n, int(rng.integers(2**31 - 1)), "test")
-        out = learner.rollout(env, tasks, int(rng.integers(2**31 - 10)), gen, greedy, False)
-        rets.append(out["rewards"].reshape(n, learner.episodes, learner.horizon).sum(-1).double())
-        done += n
-    r = torch.cat(rets)
-    rows = []
-    for i in range(r.shape[1]):
-        rows.append({"method": "rl2", "setting": {"episode": i + 1}, "mean": float(r[:, i].mean()),
-                     "se": float(r[:, i].std() / math.sqrt(len(r))), "n": len(r), "run": str(run),
-                     "greedy": greedy, "checkpoint_iteration": it})
-    tot = r.sum(1)
-    rows.append({"method": "rl2", "setting": {"episodes": int(r.shape[1])}, "mean": float(tot.mean()),
-                 "se": float(tot.std() / math.sqrt(len(r))), "n": len(r), "run": str(run), "greedy": greedy,
-                 "checkpoint_iteration": it})
-    return rows
+    out = []
+    for r in rows:
+        setting = {k: v for k, v in r["setting"].items() if k in ("episode", "episodes")}
+        out.append(r | {"method": label, "setting": setting, "run": path.name})
+    return out
 
 
 def _key(setting: dict) -> str:
@@ -82,23 +62,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bayes", type=Path, required=True)
     ap.add_argument("--group", nargs="+", action="append", default=[], metavar="LABEL FILE")
-    ap.add_argument("--rl2", type=Path, nargs="*", default=[])
-    ap.add_argument("--trials", type=int, default=2000)
+    ap.add_argument("--prev", type=Path, default=None)
+    ap.add_argument("--plot", nargs="+", default=None, metavar="METHOD")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    torch.set_num_threads(1)
     bayes = json.loads(a.bayes.read_text())
     rows: list[dict] = list(bayes["rows"])
     seed_rows: list[dict] = []
-    labels = []
+    labels: list[str] = []
+    if a.prev is not None:  # earlier per-run rows, except those of a group given again now
+        new = {label for label, *_ in a.group}
+        seed_rows += [r for r in json.loads(a.prev.read_text())["per_run_rows"] if r["method"] not in new]
+        labels += list(dict.fromkeys(r["method"] for r in seed_rows))
     for label, *files in a.group:
         labels.append(label)
         for f in files:
             seed_rows += _eval_rows(Path(f), label)
-    for run in a.rl2:
-        seed_rows += _rl2_rows(run, a.trials)
-    if a.rl2:
-        labels.append("rl2")
     for label in labels:
         rows += _seed_mean(seed_rows, label)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -131,6 +110,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     eps = [s["episode"] for s in settings if "episode" in s]
     for m in methods:
+        if a.plot is not None and m != "bayes_optimal" and m not in a.plot:
+            continue
         ys = [next((r for r in rows if r["method"] == m and r["setting"] == {"episode": e}), None) for e in eps]
         if any(y is None for y in ys):
             continue
@@ -139,8 +120,8 @@ def main() -> None:
     ax.set_xlabel("episode of the trial")
     ax.set_ylabel("return per episode")
     ax.set_xticks(eps)
-    ax.set_title("Gridworld 5x5 (VariBAD): return per episode, held-out trials")
-    ax.legend()
+    ax.set_title("Gridworld 5x5: return per episode of a trial, held-out trials")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(a.out / "results.png", dpi=120)
 

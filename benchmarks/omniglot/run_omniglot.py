@@ -52,10 +52,12 @@ def cpu_seconds() -> float:
 
 
 def load_algo_module(name: str) -> None:
-    import importlib
+    """Import every built-in algorithm and task (the CLI's catalog), so any registered name works
+    (``fomaml``, ``anil`` and ``metasgd`` live in ``maml.py``, not in modules of their own)."""
+    del name
+    from fastadapt.experiment.catalog import load_all
 
-    importlib.import_module(f"fastadapt.algos.fewshot.{ {'matching': 'matching', 'relation': 'relation'}.get(name, name) }")
-    importlib.import_module("fastadapt.tasks.fewshot.omniglot")
+    load_all()
 
 
 def main() -> None:

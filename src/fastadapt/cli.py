@@ -41,12 +41,18 @@ def _overrides(sets: Optional[list[str]], extra: Optional[list[str]]) -> list[st
 
 def _rows_table(rows: list, title: str) -> Table:
     table = Table(title=title)
-    for col in ("method", "setting", "mean", "se", "n"):
-        table.add_column(col, justify="right" if col in {"mean", "se", "n"} else "left")
+    success = any("success_rate" in r.extra for r in rows)  # Meta-World: share of episodes that succeeded
+    cols = ("method", "setting", "mean", "se", "n") + (("success",) if success else ())
+    for col in cols:
+        table.add_column(col, justify="left" if col in {"method", "setting"} else "right")
     for r in rows:
         setting = ", ".join(f"{k}={v}" for k, v in r.setting.items())
         se = f"{r.se:.4g}" if r.se == r.se else "-"
-        table.add_row(r.method, setting, f"{r.mean:.4g}", se, str(r.n))
+        cells = [r.method, setting, f"{r.mean:.4g}", se, str(r.n)]
+        if success:
+            rate = r.extra.get("success_rate")
+            cells.append(f"{rate:.2f}" if isinstance(rate, (int, float)) else "-")
+        table.add_row(*cells)
     return table
 
 

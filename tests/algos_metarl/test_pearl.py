@@ -15,14 +15,6 @@ from fastadapt.core.registry import ALGOS
 from fastadapt.tasks.rl.navigation2d import Navigation2D, Navigation2DConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _tiny(**kw: object) -> PEARLConfig:
     base: dict[str, object] = dict(
         hidden=(16, 16), encoder_hidden=(16,), latent_dim=3, num_train_tasks=6, meta_batch=3, tasks_per_iter=2,

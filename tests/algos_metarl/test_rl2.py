@@ -13,15 +13,6 @@ from fastadapt.core.registry import ALGOS
 from fastadapt.tasks.rl.bandit import BanditDistribution
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Single-threaded torch: much faster for these small batches on a loaded 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _small(**kw: object) -> RL2Config:
     base: dict[str, object] = dict(trials_per_iter=32, hidden=8, epochs=2, minibatches=2)
     base.update(kw)

@@ -10,14 +10,6 @@ from fastadapt.core.registry import ALGOS
 from fastadapt.tasks.rl.bandit import BanditDistribution
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_registered_and_resume_equality() -> None:
     assert ALGOS.get("snail").family == "metarl"
     dist = BanditDistribution(arms=3, pulls=5)

@@ -15,14 +15,6 @@ from fastadapt.core.registry import ALGOS
 from fastadapt.tasks.rl.gridworld import Gridworld, GridworldConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _small(**kw: object) -> VariBADConfig:
     base: dict[str, object] = dict(
         trials_per_iter=8, policy_hidden=(16,), latent_dim=3, encoder_hidden=16, state_embed=8,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import rl_test_envs
+import torch
 from rl_test_envs import single_thread  # noqa: F401 (autouse fixture)
 
 from fastadapt.algos.rl.common import RLEvalConfig
@@ -22,6 +23,7 @@ TINY = {"num_envs": 2, "steps_per_iter": 20, "batch_size": 8, "learning_starts":
     [
         (DQN, DQNConfig, "CartPole-v1", {"target_update_interval": 3}),
         (DQN, DQNConfig, "CartPole-v1", {"target_update_interval": 3, "lr_final": 0.0, "lr_anneal_steps": 100}),
+        (DQN, DQNConfig, "CartPole-v1", {"target_update_interval": 1, "tau": 0.05, "keep_best_train": True}),
         (DDPG, DDPGConfig, "Pendulum-v1", {}),
         (DDPG, DDPGConfig, "Pendulum-v1", {"noise": "ou"}),
         (TD3, TD3Config, "Pendulum-v1", {}),
@@ -60,6 +62,35 @@ def test_dqn_improves_on_context_bandit() -> None:
     after = learner.evaluate(ev, 0)[0].mean
     assert after >= 7.5 and after > before + 1.0, (before, after)
     assert m["env_steps"] == 500
+
+
+def test_dqn_keep_best_train_snapshots_best_training_window() -> None:
+    """The evaluation network is the live network of the iteration with the highest full-window training
+    return (ties -> later), and evaluation uses it even after the live network is ruined."""
+    task = make_gym_factory("CartPole-v1")
+    cfg = DQNConfig(num_envs=1, steps_per_iter=60, batch_size=8, learning_starts=20, hidden=(16,),
+                    target_update_interval=1, tau=0.05, keep_best_train=True)
+    learner = DQN(cfg, task, 0)
+    best, best_state = -float("inf"), None
+    for i in range(1, 12):
+        m = learner.train_step(i)
+        full = len(learner.stats.returns) == learner.stats.returns.maxlen
+        if full and m["episode_return"] >= best:
+            best = m["episode_return"]
+            best_state = {k: v.clone() for k, v in learner.q.state_dict().items()}
+        if full:
+            assert m["best_train_return"] == best
+    assert best_state is not None and learner.best_train == best
+    for k, v in learner.q_best.state_dict().items():
+        assert torch.equal(v, best_state[k]), k
+    ev = RLEvalConfig(episodes=3)
+    before = learner.evaluate(ev, 1)[0].mean
+    with torch.no_grad():
+        for p in learner.q.parameters():
+            p.zero_()
+    assert learner.evaluate(ev, 1)[0].mean == before
+    # without the option the live network is evaluated
+    assert "q_best" not in DQN(DQNConfig(**TINY), task, 0).modules()
 
 
 @pytest.mark.parametrize("cls,cfg_cls", [(DDPG, DDPGConfig), (TD3, TD3Config), (SAC, SACConfig)])

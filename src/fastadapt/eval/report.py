@@ -29,6 +29,9 @@ def _fmt(row: Row) -> str:
     text = f"{mean:.{digits}f}"
     if row.se is not None and math.isfinite(row.se):
         text += f" ± {row.se:.{digits}f}"
+    success = row.extra.get("success_rate")
+    if isinstance(success, (int, float)) and math.isfinite(success):
+        text += f" (success {success:.2f})"  # Meta-World rows: share of episodes that solved the task
     return text
 
 

@@ -301,6 +301,7 @@ def load_run(run_dir: Path, overrides: list[str] | None = None) -> tuple[Resolve
             raise ConfigError(f"--set {item!r}: only eval.* keys can be changed when evaluating a run")
     raw = apply_overrides(read_yaml(saved), list(overrides or []))
     cfg = resolve(raw, str(saved))
+    torch.set_num_threads(cfg.train.threads)  # evaluate with the run's thread count, as it trained
     learner = build_learner(cfg)
     ckpts = list_checkpoints(run_dir / "checkpoints")
     if not ckpts:

@@ -137,6 +137,23 @@ def require_classification_task(task: object, algo: str) -> FewShotTasks:
     return task
 
 
+def label_slot_count(max_way: int | None, task: FewShotTasks) -> int:
+    """Number of output label slots (``algo.max_way``, default the task's way); a clear error when too few."""
+    n = max_way if max_way is not None else task.way
+    if n < task.way:
+        raise ConfigError(f"algo.max_way: {n} label slots cannot hold {task.way}-way training episodes")
+    return n
+
+
+def random_label_slots(tasks: int, max_way: int, way: int, generator: torch.Generator) -> torch.Tensor:
+    """Bind each episode's ``way`` labels to distinct random slots out of ``max_way``: ``[tasks, way]`` (long).
+
+    Used by learners with a fixed bank of output rows (MANN, Meta Networks) so that a model trained on
+    ``way``-way episodes can score any number of ways up to ``max_way`` (the labels are shuffled per episode,
+    as Santoro et al. 2016 do)."""
+    return torch.rand(tasks, max_way, generator=generator).argsort(-1)[:, :way]
+
+
 def augment_images(x: torch.Tensor, mode: str, shift: float, generator: torch.Generator) -> torch.Tensor:
     """Random per-image augmentation of ``x: [..., C, H, W]`` drawn from ``generator``.
 

@@ -57,6 +57,8 @@ from fastadapt.algos.fewshot.common import (
     FewShotEvalConfig,
     FewShotLearner,
     episode_way,
+    label_slot_count,
+    random_label_slots,
     require_classification_task,
 )
 from fastadapt.core.errors import ConfigError
@@ -184,9 +186,7 @@ class MANN(FewShotLearner):
 
     def __init__(self, cfg: MANNConfig, task: object, seed: int) -> None:
         t = require_classification_task(task, "mann")
-        max_way = cfg.max_way if cfg.max_way is not None else t.way
-        if max_way < t.way:
-            raise ConfigError(f"algo.max_way: {max_way} label slots cannot hold {t.way}-way training episodes")
+        max_way = label_slot_count(cfg.max_way, t)
         model = MANNModel(cfg, tuple(t.x_shape), max_way, torch_gen(seed, "mann-init"))
         super().__init__("mann", cfg, t, seed, model)
         self.cfg: MANNConfig = cfg
@@ -244,7 +244,7 @@ class MANN(FewShotLearner):
     def loss(self, episode: FewShotEpisode) -> tuple[torch.Tensor, dict[str, float]]:
         way = episode_way(episode)
         n_t, ns = episode.support_y.shape
-        slot_of = torch.rand(n_t, self.max_way, generator=self.order_gen).argsort(-1)[:, :way]  # [T, way]
+        slot_of = random_label_slots(n_t, self.max_way, way, self.order_gen)  # [T, way]
         metrics: dict[str, float] = {}
         if self.cfg.train_sequence == "shuffled":
             logits, y = self.shuffled_logits(episode, slot_of)

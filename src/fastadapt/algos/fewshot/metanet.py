@@ -53,6 +53,8 @@ from fastadapt.algos.fewshot.common import (
     FewShotEvalConfig,
     FewShotLearner,
     episode_way,
+    label_slot_count,
+    random_label_slots,
     query_accuracy,
     require_classification_task,
 )
@@ -145,9 +147,7 @@ class MetaNet(FewShotLearner):
 
     def __init__(self, cfg: MetaNetConfig, task: object, seed: int) -> None:
         t = require_classification_task(task, "metanet")
-        max_way = cfg.max_way if cfg.max_way is not None else t.way
-        if max_way < t.way:
-            raise ConfigError(f"algo.max_way: {max_way} label slots cannot hold {t.way}-way training episodes")
+        max_way = label_slot_count(cfg.max_way, t)
         model = MetaNetModel(cfg, tuple(t.x_shape), max_way, torch_gen(seed, "metanet-init"))
         super().__init__("metanet", cfg, t, seed, model)
         self.cfg: MetaNetConfig = cfg
@@ -202,7 +202,7 @@ class MetaNet(FewShotLearner):
 
     def loss(self, episode: FewShotEpisode) -> tuple[torch.Tensor, dict[str, float]]:
         way = episode_way(episode)
-        slots = torch.rand(episode.num_tasks, self.max_way, generator=self.slot_gen).argsort(-1)[:, :way]
+        slots = random_label_slots(episode.num_tasks, self.max_way, way, self.slot_gen)
         lg = self.logits(episode, slots)
         loss = torch.nn.functional.cross_entropy(lg.reshape(-1, way), episode.query_y.reshape(-1))
         return loss, {"accuracy": query_accuracy(lg.detach(), episode.query_y)}

@@ -385,17 +385,20 @@ class RL2:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, cfg: RL2EvalConfig | None = None, seed: int = 0) -> list[Row]:
-        """Meta-test: total reward per trial on ``cfg.trials`` held-out tasks (``split="test"``).
+    def eval_returns(
+        self, cfg: RL2EvalConfig | None = None, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Play ``cfg.trials`` held-out trials (``split="test"``, tasks and actions drawn from ``seed``).
 
-        Returns one row ``method="rl2"`` with ``setting`` from the task (``arms``/``pulls`` or ``episodes``),
-        ``mean`` total reward per trial, ``se`` = std / sqrt(n) (ddof 1), ``n`` = trials.
+        Returns ``(totals [trials], per_episode [trials, episodes])`` (float64): the total reward of each
+        trial and the summed reward of each env episode of it (``episodes`` = env resets per trial; 1 for the
+        bandit and tabular-MDP envs, which play a whole trial as one env episode).
         """
         cfg = cfg or RL2EvalConfig()
-        start = time.perf_counter()
         rng = np_rng(int(seed), "rl2-eval")
         gen = torch_gen(int(seed), "rl2-eval-actions")
         totals: list[torch.Tensor] = []
+        per_ep: list[torch.Tensor] = []
         done = 0
         env = None
         while done < cfg.trials:
@@ -405,17 +408,36 @@ class RL2:
             tasks = self.task.sample(n, int(rng.integers(2**31 - 1)), "test")
             out = self.rollout(env, tasks, int(rng.integers(2**31 - 1 - self.episodes)), gen, cfg.greedy, False)
             totals.append(out["rewards"].sum(1).double())
+            per_ep.append(out["rewards"].reshape(n, self.episodes, self.horizon).sum(-1).double())
             done += n
-        tot = torch.cat(totals)
+        return torch.cat(totals), torch.cat(per_ep)
+
+    @torch.no_grad()
+    def evaluate(self, cfg: RL2EvalConfig | None = None, seed: int = 0) -> list[Row]:
+        """Meta-test: total reward per trial on ``cfg.trials`` held-out tasks (``split="test"``).
+
+        The first row is ``method="rl2"`` with ``setting`` from the task (``arms``/``pulls`` or ``episodes``),
+        ``mean`` total reward per trial, ``se`` = std / sqrt(n) (ddof 1), ``n`` = trials. For trials of
+        several env episodes (``episodes > 1``, e.g. the gridworld: 4 resets per trial) one row per episode
+        follows, ``setting={"episode": i}`` (i = 1..episodes), ``mean`` = return of the i-th episode of the
+        trial, as VariBAD's eval reports them. Bandit and tabular-MDP trials are one env episode: one row.
+        """
+        cfg = cfg or RL2EvalConfig()
+        start = time.perf_counter()
+        tot, per_ep = self.eval_returns(cfg, seed)
         n_tot = int(tot.numel())
-        mean = float(tot.mean())
-        se = float(tot.std(unbiased=True) / math.sqrt(n_tot)) if n_tot > 1 else float("nan")
-        return [
+
+        def _se(x: torch.Tensor) -> float:
+            return float(x.std(unbiased=True) / math.sqrt(n_tot)) if n_tot > 1 else float("nan")
+
+        extra = {"greedy": bool(cfg.greedy), "train_env_steps": int(self.env_steps),
+                 "train_iterations": int(self.iterations_done)}
+        rows = [
             Row(
                 method="rl2",
                 setting=_setting_of(self.task, self.episodes),
-                mean=mean,
-                se=se,
+                mean=float(tot.mean()),
+                se=_se(tot),
                 n=n_tot,
                 extra={
                     "greedy": bool(cfg.greedy),
@@ -425,6 +447,11 @@ class RL2:
                 },
             )
         ]
+        if self.episodes > 1:
+            for i in range(self.episodes):
+                col = per_ep[:, i]
+                rows.append(Row("rl2", {"episode": i + 1}, float(col.mean()), _se(col), n_tot, dict(extra)))
+        return rows
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -11,12 +11,20 @@ with the target network copied every ``target_update_interval`` gradient steps (
 ``tau < 1``). With ``lr_final`` set, the Adam learning rate decays linearly from ``lr`` to ``lr_final`` over
 ``lr_anneal_steps`` env steps (damps the late-training oscillation of DQN on small control tasks).
 
-Metrics: ``env_steps``, ``episode_return``, ``q_loss``, ``q_mean``, ``epsilon``, ``lr``.
+With ``keep_best_train: true`` the *evaluation* (greedy) policy is a copy of the Q-network taken at the end
+of the iteration whose mean training return (last 20 finished epsilon-greedy episodes, the
+``episode_return`` metric) was the highest so far (ties go to the later iteration); exploration and learning
+always use the live network. The selection uses training episodes only, never evaluation episodes; it
+guards against the late-training collapse of DQN on CartPole (see benchmarks/rl/README.md).
+
+Metrics: ``env_steps``, ``episode_return``, ``q_loss``, ``q_mean``, ``epsilon``, ``lr`` (and
+``best_train_return`` with ``keep_best_train``).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -29,6 +37,7 @@ from fastadapt.algos.rl.common import (
     RLEvalConfig,
     check_finite,
     linear_schedule,
+    load_section,
     soft_update,
 )
 from fastadapt.core.errors import ConfigError
@@ -53,6 +62,11 @@ class DQNConfig(OffPolicyConfig):
         None, ge=0, description="if set, lr decays linearly from lr to lr_final over lr_anneal_steps env steps"
     )
     lr_anneal_steps: int = Field(100_000, ge=1, description="env steps of the linear lr decay")
+    keep_best_train: bool = Field(
+        False,
+        description="evaluate the Q-network snapshot of the iteration with the best mean training return "
+        "(last 20 training episodes; training data only)",
+    )
 
 
 class DQN(OffPolicyLearner):
@@ -68,9 +82,36 @@ class DQN(OffPolicyLearner):
         self.q = DiscreteQMLP(self.obs_dim, self.act_n, cfg.hidden, cfg.activation, generator=self.init_gen)
         self.q_target = copy.deepcopy(self.q)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.q_best = copy.deepcopy(self.q) if cfg.keep_best_train else None
+        self.best_train = -math.inf
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"q": self.q, "q_target": self.q_target}
+        mods: dict[str, torch.nn.Module] = {"q": self.q, "q_target": self.q_target}
+        if self.q_best is not None:
+            mods["q_best"] = self.q_best
+        return mods
+
+    def extra_state(self) -> dict[str, Any]:
+        if self.q_best is None:
+            return {}
+        return {"best_train": self.best_train if math.isfinite(self.best_train) else None}  # JSON-safe
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.q_best is not None:
+            best = load_section(state, "best_train")
+            self.best_train = -math.inf if best is None else float(best)
+
+    def train_step(self, iteration: int) -> dict[str, float]:
+        """One iteration of the shared off-policy loop; then, with ``keep_best_train``, snapshot the Q-network
+        if the mean return of the last 20 training episodes (a full window) is the best so far."""
+        m = super().train_step(iteration)
+        if self.q_best is not None:
+            window = self.stats.returns
+            if len(window) == window.maxlen and m["episode_return"] >= self.best_train:
+                self.best_train = m["episode_return"]
+                self.q_best.load_state_dict(self.q.state_dict())
+            m["best_train_return"] = self.best_train if math.isfinite(self.best_train) else 0.0
+        return m
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt": self.opt}
@@ -87,6 +128,9 @@ class DQN(OffPolicyLearner):
         return torch.where(coin, rand, greedy)
 
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Greedy actions of the live network, or of the best-training-return snapshot once one is taken."""
+        if self.q_best is not None and math.isfinite(self.best_train):
+            return self.q_best(obs).argmax(-1)
         return self.q(obs).argmax(-1)
 
     def current_lr(self) -> float:
