@@ -439,12 +439,7 @@ class RL2:
                 mean=float(tot.mean()),
                 se=_se(tot),
                 n=n_tot,
-                extra={
-                    "greedy": bool(cfg.greedy),
-                    "wall_s": round(time.perf_counter() - start, 3),
-                    "train_env_steps": int(self.env_steps),
-                    "train_iterations": int(self.iterations_done),
-                },
+                extra={**extra, "wall_s": round(time.perf_counter() - start, 3)},
             )
         ]
         if self.episodes > 1:
