@@ -9,7 +9,8 @@ set -euo pipefail
 seed="$1"; n="$2"; pre="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-out="$here/runs/halfcheetah-dir-s$seed"
+task="${TASK:-dir}"   # TASK=vel for HalfCheetah-Vel (session 5)
+out="$here/runs/halfcheetah-$task-s$seed"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 uptime > "$out/load-eval-start.txt"
 /usr/bin/time -v -o "$out/time-eval.txt" "$root/.venv/bin/fastadapt" eval "$out" \

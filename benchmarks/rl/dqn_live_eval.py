@@ -27,7 +27,7 @@ def main() -> None:
     for run in map(Path, args.runs):
         cfg, learner, iteration = load_run(run)
         snap = learner.evaluate(cfg.eval, cfg.train.seed)[0]
-        best_train, q_best = learner.best_train, learner.q_best
+        best_train, q_best = learner.best_score, learner.q_best
         learner.q_best = None  # greedy() falls back to the live network
         live = learner.evaluate(cfg.eval, cfg.train.seed)[0]
         learner.q_best = q_best

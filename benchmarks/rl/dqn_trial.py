@@ -57,9 +57,9 @@ for seed in seeds:
     evals, it, best_it = [], 0, None
     while learner.env_steps < budget:
         it += 1
-        prev = learner.best_train
+        prev = learner.best_score
         m = learner.train_step(it)
-        if learner.best_train != prev:
+        if learner.best_score != prev:
             best_it = it
         if checkpoints and learner.env_steps >= checkpoints[0]:
             checkpoints.pop(0)
@@ -70,7 +70,7 @@ for seed in seeds:
             f"q_mean {m.get('q_mean', float('nan')):.1f}")
     if learner.q_best is not None:
         best = learner.evaluate(None, 0)[0].mean
-        line += f" | best-train snapshot (iter {best_it}, train {learner.best_train:.1f}): {best:.1f}"
+        line += f" | best-train snapshot (iter {best_it}, train {learner.best_score:.1f}): {best:.1f}"
         finals.append(best)
     else:
         finals.append(final)

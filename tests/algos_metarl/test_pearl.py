@@ -148,10 +148,10 @@ def _save_load(state: dict, tmp_path: Path) -> dict:
     return read_checkpoint(path, "h")[1]
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_resume_equality_through_checkpoint(tmp_path: Path, sparse: bool) -> None:
+@pytest.mark.parametrize(("sparse", "rank"), [(False, 0), (True, 0), (False, 1)])
+def test_resume_equality_through_checkpoint(tmp_path: Path, sparse: bool, rank: int) -> None:
     dist = _sparse() if sparse else _dense()
-    cfg = _tiny(critic_reward="dense" if sparse else "env")
+    cfg = _tiny(critic_reward="dense" if sparse else "env", encoder_precision_rank=rank)
     a = PEARL(cfg, dist, seed=4)
     for it in range(3):
         a.train_step(it)
@@ -200,6 +200,69 @@ def test_smoke_training_improves_q_fit_and_stays_finite() -> None:
     assert np.isfinite(hist[-1]["return_posterior"])
 
 
+def test_low_rank_product_of_gaussians_is_the_exact_product() -> None:
+    """Factors with precision diag(1/var_n) + U_n U_n^T: mean and covariance equal the brute-force product,
+    do not depend on the order of the transitions, respect the mask, and reduce to the diagonal product for
+    U = 0; the KL matches torch's multivariate-normal KL."""
+    from fastadapt.nn.context_encoder import (
+        kl_to_standard_normal,
+        low_rank_product_of_gaussians,
+        posterior_variance,
+        product_of_gaussians,
+        rsample_gaussian,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    mus = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+    var = torch.rand(3, 4, 5, generator=g, dtype=torch.float64) + 0.1
+    u = torch.randn(3, 4, 5, 2, generator=g, dtype=torch.float64)
+    mu, scale = low_rank_product_of_gaussians(mus, var, u)
+    prec = torch.diag_embed(1 / var) + u @ u.transpose(-1, -2)
+    cov = torch.linalg.inv(prec.sum(1))
+    ref_mu = (cov @ (prec @ mus.unsqueeze(-1)).sum(1)).squeeze(-1)
+    assert torch.allclose(mu, ref_mu) and torch.allclose(scale @ scale.transpose(-1, -2), cov)
+    perm = torch.tensor([2, 0, 3, 1])
+    mu_p, scale_p = low_rank_product_of_gaussians(mus[:, perm], var[:, perm], u[:, perm])
+    assert torch.allclose(mu_p, mu) and torch.allclose(scale_p @ scale_p.transpose(-1, -2), cov)
+    ref_kl = torch.distributions.kl_divergence(
+        torch.distributions.MultivariateNormal(ref_mu, cov),
+        torch.distributions.MultivariateNormal(torch.zeros(5, dtype=torch.float64), torch.eye(5, dtype=torch.float64)),
+    )
+    assert torch.allclose(kl_to_standard_normal(mu, scale), ref_kl)
+    mu0, s0 = low_rank_product_of_gaussians(mus, var, torch.zeros_like(u))
+    mud, vd = product_of_gaussians(mus, var)
+    assert torch.allclose(mu0, mud) and torch.allclose(posterior_variance(mu0, s0), vd)
+    mask = torch.zeros(3, 4, dtype=torch.float64)
+    mask[0, :2] = 1
+    mu_m, s_m = low_rank_product_of_gaussians(mus, var, u, mask)
+    mu_r, s_r = low_rank_product_of_gaussians(mus[0, :2], var[0, :2], u[0, :2])
+    assert torch.allclose(mu_m[0], mu_r) and torch.allclose(s_m[0], s_r)
+    assert torch.equal(mu_m[1:], torch.zeros(2, 5)) and torch.equal(s_m[1], torch.eye(5, dtype=torch.float64))
+    z = torch.stack([rsample_gaussian(mu[0], scale[0], g) for _ in range(4000)])
+    assert torch.allclose(torch.cov(z.T), cov[0], atol=0.15 * float(cov[0].abs().max()))
+    with pytest.raises(ValueError, match="expected"):
+        low_rank_product_of_gaussians(mus, var, u[..., 0])
+
+
+def test_low_rank_encoder_in_the_learner() -> None:
+    """encoder_precision_rank=1: the encoder emits (mu, scale [.., L, L]); training and meta-test run, the
+    posterior variance reported stays proper, and adapt() returns per-dimension variances."""
+    dist = _dense(horizon=10)
+    learner = PEARL(_tiny(grad_steps_per_iter=10, num_train_tasks=4, encoder_precision_rank=1), dist, seed=3)
+    assert learner.encoder.precision_rank == 1
+    hist = [learner.train_step(i) for i in range(2)]
+    assert all(math.isfinite(v) for m in hist for v in m.values()) and 0 < hist[-1]["z_var"] <= 1.0 + 1e-6
+    b = learner.enc_buffer.sample(torch.arange(4), 8, torch.Generator().manual_seed(0))
+    mu, scale = learner.posterior(learner._context(b))
+    assert mu.shape == (4, 3) and scale.shape == (4, 3, 3)
+    mu1, var1 = learner.adapt(dist.sample(1, 0, "test")[0], budget=1)
+    assert mu1.shape == (3,) and var1.shape == (3,) and bool((var1 > 0).all())
+    rows = learner.evaluate(PEARLEvalConfig(test_tasks=2, chains_per_task=2), seed=0)
+    assert all(math.isfinite(r.mean) for r in rows)
+    with pytest.raises(Exception, match="encoder_precision_rank"):
+        PEARLConfig(encoder_precision_rank=-1)
+
+
 @pytest.mark.mujoco
 def test_halfcheetah_vel_through_looped_env() -> None:
     """MuJoCo families have no batched env: PEARL steps their gymnasium envs in a loop (LoopBatchedEnv)."""
@@ -218,18 +281,20 @@ def test_halfcheetah_vel_through_looped_env() -> None:
 
 
 @pytest.mark.slow
-def test_shipped_dense_config_beats_the_prior_after_20_iterations() -> None:
-    """The shipped pearl-navigation2d config, seed 0, 20 iterations (~40 CPU-s): posterior sampling after 1
-    and 2 context episodes returns more than episodes with z from the prior (benchmarks/pearl/README.md)."""
+def test_shipped_dense_config_beats_the_prior_after_30_iterations() -> None:
+    """The shipped pearl-navigation2d config (rank-1 encoder factors), seed 0, 30 iterations (~65 CPU-s):
+    posterior sampling after 1 and 2 context episodes returns clearly more than episodes with z from the
+    prior (measured +1.0 and +2.6 at iteration 30, benchmarks/pearl/README.md session 5)."""
     from fastadapt.experiment.catalog import load_all
     from fastadapt.experiment.config import load_config
     from fastadapt.experiment.runner import build_learner
 
     load_all()
     cfg = load_config("pearl-navigation2d", seed=0)
+    assert cfg.algo.encoder_precision_rank == 1
     learner = build_learner(cfg)
-    for it in range(20):
+    for it in range(30):
         learner.train_step(it)
     rows = {(r.method, r.setting["context_episodes"]): r.mean for r in learner.evaluate(cfg.eval, seed=1000)}
-    for k in (1, 2):
-        assert rows[("pearl", k)] > rows[("prior", k)] + 0.5
+    assert rows[("pearl", 1)] > rows[("prior", 1)] + 0.5
+    assert rows[("pearl", 2)] > rows[("prior", 2)] + 1.5

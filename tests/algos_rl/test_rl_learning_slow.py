@@ -18,8 +18,8 @@ CASES = [
     ("trpo-cartpole", 475.0),
     ("vpg-cartpole", 475.0),
     ("a2c-cartpole", 475.0),
-    # seed 0 only (the config's train.seed); DQN's outcome is fragile across seeds and platforms (session 2:
-    # 500/271.8/99.1 on seeds 0-2, session 3: 500/500/500/500/128.9 on seeds 0-4), see benchmarks/rl/README.md.
+    # seed 0 only (the config's train.seed); the multi-seed record (and the fragile one-step history) is in
+    # benchmarks/rl/README.md.
     ("dqn-cartpole", 475.0),
     ("sac-pendulum", -200.0),
     ("td3-pendulum", -200.0),
@@ -36,7 +36,7 @@ def test_shipped_config_learns(name: str, threshold: float) -> None:
     for it in range(1, cfg.train.iterations + 1):
         m = learner.train_step(it)
     limit = 100_500 if "cartpole" in name else 20_000
-    assert m["env_steps"] <= limit
+    assert m.get("total_env_steps", m["env_steps"]) <= limit  # DQN's validation episodes count too
     row = learner.evaluate(cfg.eval, cfg.train.seed)[0]
     assert row.n == 20
     assert row.mean >= threshold, (name, row.mean)

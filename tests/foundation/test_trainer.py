@@ -115,3 +115,36 @@ def test_eval_refuses_corrupt_checkpoint_naming_file(toy_config: Path, tmp_path:
     # the older checkpoint is untouched and still loads
     older = list_checkpoints(run / "checkpoints")[0]
     assert (older / "weights.safetensors").is_file()
+
+
+def test_runs_of_an_older_version_still_load_after_a_new_default_option(toy_config: Path, tmp_path: Path) -> None:
+    """A run trained before an option existed: its config.yaml lacks the key and its checkpoints carry the hash
+    of that config. A newer version (which resolves the key to its default, changing the re-resolved hash) must
+    still evaluate and resume it; a checkpoint of any other config is still refused."""
+    import yaml
+
+    from fastadapt.experiment.config import identity_hash
+
+    run = tmp_path / "run"
+    train(str(toy_config), ["train.iterations=8"], out=run, quiet=True)
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    optional = [k for k in written["algo"] if k not in ("name", "lr")]
+    assert optional, "the toy algo needs a defaulted option for this test"
+    for k in optional:  # as written by a version without these options
+        del written["algo"][k]
+    (run / "config.yaml").write_text(yaml.safe_dump(written))
+    old_hash = identity_hash(written)
+    for ck in list_checkpoints(run / "checkpoints"):
+        meta = json.loads((ck / "state.json").read_text())
+        assert meta["config_hash"] != old_hash
+        meta["config_hash"] = old_hash
+        (ck / "state.json").write_text(json.dumps(meta))
+    assert evaluate(run)[0].n == 10
+    train("", ["train.iterations=12"], out=run, resume=True, quiet=True)
+    assert [r["iteration"] for r in read_metrics(run / "metrics.jsonl")][-1] == 12
+    latest = list_checkpoints(run / "checkpoints")[-1]
+    meta = json.loads((latest / "state.json").read_text())
+    meta["config_hash"] = "0123456789abcdef"
+    (latest / "state.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="written for another config"):
+        evaluate(run)

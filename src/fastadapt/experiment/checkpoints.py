@@ -211,8 +211,12 @@ def save_checkpoint(
     return final
 
 
-def read_checkpoint(path: Path, config_hash: str | None = None) -> tuple[CheckpointInfo, Any]:
-    """Verify and load one checkpoint directory; raise CheckpointError naming the file on any problem."""
+def read_checkpoint(
+    path: Path, config_hash: str | tuple[str, ...] | None = None
+) -> tuple[CheckpointInfo, Any]:
+    """Verify and load one checkpoint directory; raise CheckpointError naming the file on any problem.
+
+    ``config_hash``: the run's config hash, or several accepted ones (see ``identity_hash``)."""
     meta_path = path / "state.json"
     weights_path = path / "weights.safetensors"
     if not meta_path.is_file():
@@ -228,9 +232,10 @@ def read_checkpoint(path: Path, config_hash: str | None = None) -> tuple[Checkpo
             f"{meta_path}: checkpoint format version {meta.get('format_version')!r} is not supported by "
             f"fastadapt {__version__} (expects {FORMAT_VERSION})"
         )
-    if config_hash is not None and meta.get("config_hash") != config_hash:
+    accepted = (config_hash,) if isinstance(config_hash, str) else config_hash
+    if accepted is not None and meta.get("config_hash") not in accepted:
         raise CheckpointError(
-            f"{meta_path}: written for another config (hash {meta.get('config_hash')}, this run {config_hash})"
+            f"{meta_path}: written for another config (hash {meta.get('config_hash')}, this run {accepted[0]})"
         )
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: missing")

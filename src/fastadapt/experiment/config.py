@@ -72,13 +72,20 @@ class ResolvedConfig:
 
     def hash(self) -> str:
         """Hash of everything that defines the learner (not ``train.iterations``, logging or eval)."""
-        ident = copy.deepcopy(self.raw)
-        for k in ("iterations", "log_every", "tensorboard", "checkpoint_every", "keep_checkpoints", "threads"):
-            ident.get("train", {}).pop(k, None)
-        ident.pop("eval", None)
-        ident.pop("name", None)
-        blob = json.dumps(ident, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return identity_hash(self.raw)
+
+
+def identity_hash(raw: dict[str, Any]) -> str:
+    """:meth:`ResolvedConfig.hash` of a config dict. Applied to a run's ``config.yaml`` *as written* (the
+    resolved config of the library version that trained it) it reproduces the hash in that run's checkpoints
+    even after a newer version added defaulted options (which change the re-resolved hash)."""
+    ident = copy.deepcopy(raw)
+    for k in ("iterations", "log_every", "tensorboard", "checkpoint_every", "keep_checkpoints", "threads"):
+        (ident.get("train") or {}).pop(k, None)
+    ident.pop("eval", None)
+    ident.pop("name", None)
+    blob = json.dumps(ident, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- files

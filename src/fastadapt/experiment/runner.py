@@ -47,6 +47,7 @@ from fastadapt.experiment.config import (
     ResolvedConfig,
     apply_overrides,
     dump_yaml,
+    identity_hash,
     load_config,
     read_yaml,
     resolve,
@@ -172,7 +173,8 @@ def train(
         saved = run_dir / "config.yaml"
         if not saved.is_file():
             raise ConfigError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
-        saved_cfg = resolve(read_yaml(saved), str(saved))
+        saved_raw = read_yaml(saved)
+        saved_cfg = resolve(saved_raw, str(saved))
         if saved_cfg.hash() != cfg.hash():
             raise ConfigError(
                 f"--resume: the config differs from the one in {saved} (only train.iterations, logging and "
@@ -180,7 +182,8 @@ def train(
             )
         ckpt = latest_checkpoint(ckpt_dir)
         if ckpt is not None:
-            info, start_state = read_checkpoint(ckpt, cfg.hash())
+            # the hash as written by the version that trained the run is accepted too (new defaulted options)
+            info, start_state = read_checkpoint(ckpt, (cfg.hash(), identity_hash(saved_raw)))
             start_iter, wall_offset = info.iteration, info.wall_time
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"--out: {run_dir} already exists and is not empty; use --resume or another --out")
@@ -299,14 +302,15 @@ def load_run(run_dir: Path, overrides: list[str] | None = None) -> tuple[Resolve
     for item in overrides or []:
         if not item.split("=", 1)[0].strip().startswith("eval."):
             raise ConfigError(f"--set {item!r}: only eval.* keys can be changed when evaluating a run")
-    raw = apply_overrides(read_yaml(saved), list(overrides or []))
+    written = read_yaml(saved)
+    raw = apply_overrides(written, list(overrides or []))
     cfg = resolve(raw, str(saved))
     torch.set_num_threads(cfg.train.threads)  # evaluate with the run's thread count, as it trained
     learner = build_learner(cfg)
     ckpts = list_checkpoints(run_dir / "checkpoints")
     if not ckpts:
         raise CheckpointError(f"{run_dir / 'checkpoints'}: no checkpoint to evaluate (train first)")
-    info, state = read_checkpoint(ckpts[-1], cfg.hash())
+    info, state = read_checkpoint(ckpts[-1], (cfg.hash(), identity_hash(written)))
     learner.load_state_dict(state["learner"])
     return cfg, learner, info.iteration
 

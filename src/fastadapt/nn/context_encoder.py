@@ -14,6 +14,19 @@ context the posterior is the prior ``N(0, I)``. ``z`` is sampled with the repara
 critic's Bellman loss trains the encoder, and the information bottleneck ``KL(q(z|c) || N(0, I))`` is
 added with weight ``beta`` (``kl_lambda`` in the authors' code).
 
+**Low-rank factors** (``precision_rank = R > 0``, an extension of the paper's diagonal factors; still a
+normalised product of Gaussians, so still permutation invariant): factor ``n`` has the precision
+``P_n = diag(1 / sigma_n^2) + U_n U_n^T`` with ``U_n [L, R]`` and mean ``mu_n``, and
+
+    Lambda = sum_n P_n,    mu = Lambda^{-1} sum_n P_n mu_n,    q(z | c) = N(mu, Lambda^{-1}).
+
+Why: a diagonal factor can only constrain ``z`` along the coordinate axes. With a dense distance reward
+``r = -||s' - g||`` one transition says that the goal lies on a circle around ``s'``, i.e. one *linear*
+constraint ``2 s'.g - ||g||^2 = ||s'||^2 - r^2`` on ``(g, ||g||^2)`` in an arbitrary direction: a rank-1
+precision factor, which a diagonal factor cannot express (benchmarks/pearl/README.md, session 5). The
+posterior is then returned as ``(mu, scale)`` with ``scale [..., L, L]`` (upper triangular,
+``scale @ scale^T = Lambda^{-1}``); :func:`rsample_gaussian` and :func:`kl_to_standard_normal` accept it.
+
 Shapes: ``context: [..., N, context_dim]`` (any leading dims, e.g. ``[tasks, N, d]``); an optional
 ``mask: [..., N]`` (1 = a valid transition, 0 = padding) lets contexts of different lengths share a tensor.
 Outputs ``mu, var: [..., latent_dim]``.
@@ -69,15 +82,70 @@ def product_of_gaussians(
 def kl_to_standard_normal(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, diag var) || N(0, I))`` summed over the last dim: ``[..., L] -> [...]``.
 
-    ``0.5 * sum_i (var_i + mu_i^2 - 1 - log var_i)``.
+    ``0.5 * sum_i (var_i + mu_i^2 - 1 - log var_i)``. A full posterior given as a triangular ``scale [..., L,
+    L]`` (``Sigma = scale scale^T``, see :func:`low_rank_product_of_gaussians`) gives
+    ``0.5 * (||scale||_F^2 + ||mu||^2 - L - 2 sum_i log |scale_ii|)``.
     """
+    if var.dim() == mu.dim() + 1:
+        diag = torch.diagonal(var, dim1=-2, dim2=-1)
+        return 0.5 * (var.pow(2).sum((-2, -1)) + mu.pow(2).sum(-1) - mu.shape[-1] - 2.0 * diag.abs().log().sum(-1))
     return 0.5 * (var + mu.pow(2) - 1.0 - var.log()).sum(-1)
 
 
 def rsample_gaussian(mu: torch.Tensor, var: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Reparameterised sample ``z = mu + sqrt(var) * eps``, ``eps ~ N(0, I)`` from ``generator``: ``[..., L]``."""
+    """Reparameterised sample ``z = mu + sqrt(var) * eps``, ``eps ~ N(0, I)`` from ``generator``: ``[..., L]``.
+
+    ``var`` may also be a full ``scale [..., L, L]`` (``z = mu + scale @ eps``)."""
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    if var.dim() == mu.dim() + 1:
+        return mu + (var @ eps.unsqueeze(-1)).squeeze(-1)
     return mu + var.sqrt() * eps
+
+
+def posterior_variance(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Per-dimension variance ``[..., L]`` of a posterior given as ``var [..., L]`` or ``scale [..., L, L]``."""
+    return var.pow(2).sum(-1) if var.dim() == mu.dim() + 1 else var
+
+
+def low_rank_product_of_gaussians(
+    mus: torch.Tensor,
+    variances: torch.Tensor,
+    factors: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    min_var: float = 1e-7,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised product of Gaussian factors with precisions ``diag(1 / var_n) + U_n U_n^T``.
+
+    ``mus, variances: [..., N, L]``, ``factors (U_n): [..., N, L, R]``, ``mask: [..., N]`` -> ``(mu [..., L],
+    scale [..., L, L])`` with ``Lambda = sum_n m_n P_n``, ``mu = Lambda^{-1} sum_n m_n P_n mu_n`` and
+    ``scale = C^{-T}`` for the Cholesky factor ``C C^T = Lambda`` (so ``scale scale^T = Lambda^{-1}``). A
+    context with no valid factor gives the prior ``N(0, I)`` (``scale = I``).
+    """
+    if mus.shape != variances.shape or factors.shape[:-1] != mus.shape:
+        raise ValueError(
+            f"mus {tuple(mus.shape)}, variances {tuple(variances.shape)}, factors {tuple(factors.shape)}: "
+            "expected [..., N, L], [..., N, L], [..., N, L, R]"
+        )
+    L = mus.shape[-1]
+    prec = 1.0 / variances.clamp_min(min_var)  # [..., N, L]
+    u = factors
+    if mask is not None:
+        if mask.shape != mus.shape[:-1]:
+            raise ValueError(f"mask: expected {tuple(mus.shape[:-1])}, got {tuple(mask.shape)}")
+        m = mask.to(mus.dtype).unsqueeze(-1)
+        prec = prec * m
+        u = u * m.unsqueeze(-1)
+    p_full = torch.diag_embed(prec) + u @ u.transpose(-1, -2)  # [..., N, L, L]
+    lam = p_full.sum(-3)
+    h = (p_full @ mus.unsqueeze(-1)).sum(-3)  # [..., L, 1]
+    eye = torch.eye(L, dtype=mus.dtype, device=mus.device)
+    empty = (prec.sum((-2, -1)) <= 0)[..., None, None]
+    lam = torch.where(empty, eye, lam)
+    h = torch.where(empty[..., 0:1], torch.zeros_like(h), h)
+    chol = torch.linalg.cholesky(lam)
+    mu = torch.cholesky_solve(h, chol).squeeze(-1)
+    scale = torch.linalg.solve_triangular(chol.transpose(-1, -2), eye.expand_as(chol), upper=True)
+    return mu, scale
 
 
 class ContextEncoder(nn.Module):
@@ -89,7 +157,9 @@ class ContextEncoder(nn.Module):
         hidden: widths of the MLP (PEARL: 200, 200, 200).
         activation: hidden activation (PEARL: relu).
         min_var: lower clamp of each factor's variance (PEARL: 1e-7).
-        include_prior: multiply the N(0, I) prior into the product (not in PEARL).
+        include_prior: multiply the N(0, I) prior into the product (not in PEARL; diagonal factors only).
+        precision_rank: R > 0 adds ``U_n U_n^T`` (``U_n [L, R]``) to each factor's precision and makes
+            ``forward`` return ``(mu, scale [..., L, L])``; 0 (default) = PEARL's diagonal factors.
         generator: initialisation randomness.
     """
 
@@ -101,32 +171,58 @@ class ContextEncoder(nn.Module):
         activation: str = "relu",
         min_var: float = 1e-7,
         include_prior: bool = False,
+        precision_rank: int = 0,
         *,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         if latent_dim <= 0:
             raise ValueError(f"latent_dim must be > 0, got {latent_dim}")
+        if precision_rank < 0:
+            raise ValueError(f"precision_rank must be >= 0, got {precision_rank}")
+        if precision_rank > 0 and include_prior:
+            raise ValueError("include_prior is only supported with diagonal factors (precision_rank=0)")
+        self.precision_rank = int(precision_rank)
         self.context_dim = int(context_dim)
         self.latent_dim = int(latent_dim)
         self.min_var = float(min_var)
         self.include_prior = bool(include_prior)
-        self.net = MLP(context_dim, 2 * latent_dim, hidden, activation, out_gain=1.0, generator=generator)
+        out = (2 + self.precision_rank) * latent_dim
+        self.net = MLP(context_dim, out, hidden, activation, out_gain=1.0, generator=generator)
 
     def factors(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-transition factors: ``context [..., N, d] -> (mu_n [..., N, L], var_n [..., N, L])``."""
         if context.shape[-1:] != (self.context_dim,):
             raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
         out = self.net(context)
-        mu, pre = out[..., : self.latent_dim], out[..., self.latent_dim :]
+        L = self.latent_dim
+        mu, pre = out[..., :L], out[..., L : 2 * L]
         return mu, F.softplus(pre)
+
+    def low_rank_factors(self, context: torch.Tensor) -> torch.Tensor:
+        """The precision factors ``U_n [..., N, L, R]`` (``precision_rank = R > 0``)."""
+        if context.shape[-1:] != (self.context_dim,):
+            raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
+        out = self.net(context)[..., 2 * self.latent_dim :]
+        return out.reshape(*out.shape[:-1], self.latent_dim, self.precision_rank)
 
     def forward(
         self, context: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior ``q(z | context)``: ``context [..., N, d]``, ``mask [..., N]`` -> ``(mu, var) [..., L]``."""
+        """Posterior ``q(z | context)``: ``context [..., N, d]``, ``mask [..., N]`` -> ``(mu, var) [..., L]``
+        (``precision_rank > 0``: ``(mu [..., L], scale [..., L, L])``)."""
+        if self.precision_rank > 0:
+            out = self.net(self._check_ctx(context))
+            L = self.latent_dim
+            u = out[..., 2 * L :].reshape(*out.shape[:-1], L, self.precision_rank)
+            return low_rank_product_of_gaussians(out[..., :L], F.softplus(out[..., L : 2 * L]), u, mask, self.min_var)
         mu_n, var_n = self.factors(context)
         return product_of_gaussians(mu_n, var_n, mask, self.min_var, self.include_prior)
+
+    def _check_ctx(self, context: torch.Tensor) -> torch.Tensor:
+        if context.shape[-1:] != (self.context_dim,):
+            raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
+        return context
 
     def prior(self, *batch_shape: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior ``N(0, I)`` as ``(mu, var)`` of shape ``[*batch_shape, L]``."""
@@ -143,6 +239,8 @@ __all__ = [
     "ContextEncoder",
     "gaussian_log_prob",
     "kl_to_standard_normal",
+    "low_rank_product_of_gaussians",
+    "posterior_variance",
     "product_of_gaussians",
     "rsample_gaussian",
 ]

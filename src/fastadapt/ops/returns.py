@@ -124,14 +124,17 @@ def gae(
 def td_targets(
     rewards: torch.Tensor,
     next_values: torch.Tensor,
-    discount: float,
+    discount: float | torch.Tensor,
     terminated: torch.Tensor,
 ) -> torch.Tensor:
     """One-step targets ``y = r + gamma (1 - terminated) V(s')`` (any shape, all arguments alike).
 
-    Used by DQN (Mnih et al. 2015), DDPG, TD3 and SAC with ``next_values`` from target networks.
+    Used by DQN (Mnih et al. 2015), DDPG, TD3 and SAC with ``next_values`` from target networks. A tensor
+    ``discount`` (same shape) gives per-transition factors, e.g. ``gamma^k`` of n-step returns with
+    ``rewards`` the discounted k-step sums.
     """
-    check_same_shape("rewards", rewards, next_values=next_values, terminated=terminated)
+    per_step = discount if isinstance(discount, torch.Tensor) else None
+    check_same_shape("rewards", rewards, next_values=next_values, terminated=terminated, discount=per_step)
     return rewards + discount * (1.0 - terminated.to(rewards.dtype)) * next_values
 
 

@@ -14,6 +14,10 @@ Probabilistic Context Variables" (algorithms 1 and 2; the authors' code katerake
       L_V  = E[(V(s, z_) - (min_j Q_j(s, a~pi, z_) - alpha log pi(a | s, z_)))^2]          (z_ = stopgrad z)
       L_pi = E[alpha log pi(a | s, z_) - min_j Q_j(s, a, z_)] + 1e-3 (E[mu^2] + E[log sigma^2])
 
+  With ``encoder_precision_rank = R > 0`` (not in the paper; default 0) each factor's precision is
+  ``diag(1 / sigma_n^2) + U_n U_n^T`` and ``q(z | c)`` a full-covariance Gaussian: one dense-reward
+  transition constrains the goal along an arbitrary direction, which diagonal factors cannot express
+  (why PEARL barely adapted on dense 2D navigation: benchmarks/pearl/README.md, session 5).
   The encoder is trained by the critic's Bellman error (``z`` is not detached in ``L_Q``) plus the
   information bottleneck ``beta * sum_tasks KL(q(z | c) || N(0, I))`` (``kl_lambda``).
 - **Multi-task off-policy replay**: one RL replay buffer per meta-train task, plus a separate *encoder
@@ -66,7 +70,7 @@ from fastadapt.core.errors import CheckpointError, ConfigError, NumericError
 from fastadapt.core.registry import register_algo
 from fastadapt.core.seeding import get_state, np_rng, set_state, torch_gen
 from fastadapt.core.types import Row
-from fastadapt.nn.context_encoder import ContextEncoder, kl_to_standard_normal, rsample_gaussian
+from fastadapt.nn.context_encoder import ContextEncoder, kl_to_standard_normal, posterior_variance, rsample_gaussian
 from fastadapt.nn.policies import TanhGaussianPolicy
 from fastadapt.nn.values import QMLP, ValueMLP
 
@@ -103,6 +107,12 @@ class PEARLConfig(Section):
         True, description="False: deterministic z = mean of the per-transition means, no KL (ablation)"
     )
     use_next_obs: bool = Field(False, description="context transitions include s'")
+    encoder_precision_rank: int = Field(
+        0,
+        ge=0,
+        description="R > 0: each context factor's precision is diag + rank-R (U_n U_n^T), so one transition "
+        "can constrain z along any direction (dense distance rewards need it); 0 = the paper's diagonal factors",
+    )
     policy_mean_reg: float = Field(1e-3, ge=0)
     policy_std_reg: float = Field(1e-3, ge=0)
     critic_reward: Literal["env", "dense"] = Field(
@@ -312,7 +322,9 @@ class PEARL:
         L, od, ad = cfg.latent_dim, self.obs_dim, self.act_dim
         g = torch_gen(self.seed, "pearl-init")
         self.context_dim = od + ad + 1 + (od if cfg.use_next_obs else 0)
-        self.encoder = ContextEncoder(self.context_dim, L, cfg.encoder_hidden, cfg.activation, generator=g)
+        self.encoder = ContextEncoder(
+            self.context_dim, L, cfg.encoder_hidden, cfg.activation, precision_rank=cfg.encoder_precision_rank, generator=g
+        )
         # the policy acts in [-1, 1]^act_dim (oyster wraps envs in NormalizedBoxEnv); env actions are rescaled
         self.act_scale, self.act_bias = (high - low) / 2.0, (high + low) / 2.0
         ones = torch.ones(ad)
@@ -355,7 +367,8 @@ class PEARL:
         return torch.cat(parts, -1)
 
     def posterior(self, context: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q(z | c)``: ``context [..., N, d]`` -> ``(mu, var) [..., L]`` (variance 0 without the bottleneck)."""
+        """``q(z | c)``: ``context [..., N, d]`` -> ``(mu, var) [..., L]`` (variance 0 without the bottleneck;
+        with ``encoder_precision_rank > 0`` the second item is a ``scale [..., L, L]``, ``Sigma = scale scale^T``)."""
         if self.cfg.information_bottleneck:
             return self.encoder(context, mask)
         mu_n, _ = self.encoder.factors(context)
@@ -496,7 +509,7 @@ class PEARL:
             "v_loss": float(v_loss.detach()),
             "policy_loss": float(pol_loss.detach()),
             "kl": float(kl.detach()) / cfg.meta_batch,
-            "z_var": float(var.detach().mean()),
+            "z_var": float(posterior_variance(mu, var).detach().mean()),
         }
 
     # ------------------------------------------------------------------------------------- training
@@ -616,7 +629,7 @@ class PEARL:
             ctxs.append(self._context(ep))
             masks.append(ep["mask"])
             mu, var = self.posterior(torch.cat(ctxs, 2), torch.cat(masks, 2))
-        return mu[0, 0], var[0, 0]
+        return mu[0, 0], posterior_variance(mu, var)[0, 0]
 
     @torch.no_grad()
     def act(self, adapted: tuple[torch.Tensor, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:

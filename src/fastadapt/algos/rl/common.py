@@ -417,19 +417,34 @@ def collect_rollout(
 class ReplayBuffer:
     """Uniform replay (Lin 1992; Mnih et al. 2015) with a fixed capacity, stored as tensors.
 
-    ``add(obs [E, D], actions, rewards [E], next_obs [E, D], terminated [E])``; ``sample(n, generator)``
-    returns a dict of ``[n, ...]`` tensors. Only the filled part is checkpointed.
+    ``add(obs [E, D], actions, rewards [E], next_obs [E, D], terminated [E], discount [E])``;
+    ``sample(n, generator)`` returns a dict of ``[n, ...]`` tensors. ``discount`` (the bootstrap factor
+    gamma^k of an n-step transition) is stored and sampled only with ``with_discount=True``. Only the
+    filled part is checkpointed.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, act_shape: tuple[int, ...], act_dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int,
+        act_shape: tuple[int, ...],
+        act_dtype: torch.dtype,
+        with_discount: bool = False,
+    ) -> None:
         self.capacity = capacity
         self.obs = torch.zeros(capacity, obs_dim)
         self.next_obs = torch.zeros(capacity, obs_dim)
         self.actions = torch.zeros((capacity, *act_shape), dtype=act_dtype)
         self.rewards = torch.zeros(capacity)
         self.terminated = torch.zeros(capacity)
+        # per-transition bootstrap discount gamma^k (n-step returns); absent for one-step transitions
+        self.discount: torch.Tensor | None = torch.zeros(capacity) if with_discount else None
         self.pos = 0
         self.size = 0
+
+    def _fields(self) -> tuple[str, ...]:
+        base = ("obs", "next_obs", "actions", "rewards", "terminated")
+        return base if self.discount is None else (*base, "discount")
 
     def add(
         self,
@@ -438,7 +453,10 @@ class ReplayBuffer:
         rewards: torch.Tensor,
         next_obs: torch.Tensor,
         terminated: torch.Tensor,
+        discount: torch.Tensor | None = None,
     ) -> None:
+        if (discount is None) != (self.discount is None):
+            raise ValueError("discount: pass it exactly when the buffer was built with with_discount=True")
         for i in range(obs.shape[0]):
             p = self.pos
             self.obs[p] = obs[i]
@@ -446,38 +464,112 @@ class ReplayBuffer:
             self.rewards[p] = rewards[i]
             self.next_obs[p] = next_obs[i]
             self.terminated[p] = terminated[i]
+            if self.discount is not None and discount is not None:
+                self.discount[p] = discount[i]
             self.pos = (p + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
 
     def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(0, self.size, (n,), generator=generator)
-        return {
+        batch = {
             "obs": self.obs[idx],
             "actions": self.actions[idx],
             "rewards": self.rewards[idx],
             "next_obs": self.next_obs[idx],
             "terminated": self.terminated[idx],
         }
+        if self.discount is not None:
+            batch["discount"] = self.discount[idx]
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
         n = self.size
-        return {
-            "pos": self.pos,
-            "size": n,
-            "obs": self.obs[:n].clone(),
-            "next_obs": self.next_obs[:n].clone(),
-            "actions": self.actions[:n].clone(),
-            "rewards": self.rewards[:n].clone(),
-            "terminated": self.terminated[:n].clone(),
-        }
+        return {"pos": self.pos, "size": n, **{k: getattr(self, k)[:n].clone() for k in self._fields()}}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         n = int(s["size"])
         if n > self.capacity:
             raise CheckpointError(f"replay buffer: {n} transitions exceed capacity {self.capacity}")
         self.pos, self.size = int(s["pos"]), n
-        for k in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        for k in self._fields():
+            if k not in s:
+                raise CheckpointError(f"replay buffer: field '{k}' missing (n_step differs from the checkpoint's?)")
             getattr(self, k)[:n] = torch.as_tensor(s[k])
+
+
+class NStepAccumulator:
+    """Turns one-step experience into n-step transitions (Sutton 1988; Mnih et al. 2016; Hessel et al. 2018).
+
+    Per env, the last ``n`` steps wait in a window. A full window emits its oldest step as
+
+        (s_t, a_t, R = sum_{i<n} gamma^i r_{t+i}, s_{t+n}, terminated = 0, discount = gamma^n)
+
+    and an episode end (termination or time-limit truncation) flushes every waiting step ``t`` as
+    ``(s_t, a_t, sum_{i<k} gamma^i r_{t+i}, s_final, terminated, gamma^k)`` with ``k`` the steps left, so a
+    target ``R + discount (1 - terminated) V(s')`` bootstraps truncated episodes from their true final state.
+    Rewards are summed in float64. The windows are part of the learner's checkpoint (:meth:`state_dict`).
+    """
+
+    def __init__(self, n: int, gamma: float, num_envs: int) -> None:
+        if n < 1:
+            raise ValueError(f"n_step: must be >= 1, got {n}")
+        self.n, self.gamma = n, gamma
+        # per env: list of (obs [D] floats, action (int or floats), reward float)
+        self.windows: list[list[tuple[list[float], Any, float]]] = [[] for _ in range(num_envs)]
+
+    def _emit(self, window: list[tuple[list[float], Any, float]], j: int, next_obs: list[float], term: float,
+              out: dict[str, list[Any]]) -> None:
+        rewards = [w[2] for w in window[j:]]
+        out["obs"].append(window[j][0])
+        out["actions"].append(window[j][1])
+        out["rewards"].append(sum(self.gamma**i * r for i, r in enumerate(rewards)))
+        out["next_obs"].append(next_obs)
+        out["terminated"].append(term)
+        out["discount"].append(self.gamma ** len(rewards))
+
+    def push(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: np.ndarray,
+        next_obs: torch.Tensor,
+        terminated: np.ndarray,
+        done: np.ndarray,
+    ) -> dict[str, torch.Tensor] | None:
+        """Add one vector step (``obs``/``next_obs`` ``[E, D]`` encoded, ``next_obs`` = the state reached,
+        ``done = terminated | truncated`` ``[E]``); returns the finished n-step transitions as tensors
+        (``obs, actions, rewards, next_obs, terminated, discount``, leading dim = their count) or None."""
+        out: dict[str, list[Any]] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminated",
+                                                     "discount")}
+        for i, window in enumerate(self.windows):
+            window.append((obs[i].tolist(), actions[i].tolist(), float(rewards[i])))
+            nxt = next_obs[i].tolist()
+            if done[i]:
+                for j in range(len(window)):
+                    self._emit(window, j, nxt, float(terminated[i]), out)
+                window.clear()
+            elif len(window) == self.n:
+                self._emit(window, 0, nxt, 0.0, out)
+                window.pop(0)
+        if not out["obs"]:
+            return None
+        return {
+            "obs": torch.tensor(out["obs"], dtype=torch.float32),
+            "actions": torch.tensor(out["actions"], dtype=actions.dtype),
+            "rewards": torch.tensor(out["rewards"], dtype=torch.float32),
+            "next_obs": torch.tensor(out["next_obs"], dtype=torch.float32),
+            "terminated": torch.tensor(out["terminated"], dtype=torch.float32),
+            "discount": torch.tensor(out["discount"], dtype=torch.float32),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"windows": [[[o, a, r] for o, a, r in w] for w in self.windows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        windows = state.get("windows")
+        if not isinstance(windows, list) or len(windows) != len(self.windows):
+            raise CheckpointError(f"n-step state: expected {len(self.windows)} env windows")
+        self.windows = [[(list(o), a, float(r)) for o, a, r in w] for w in windows]
 
 
 # --------------------------------------------------------------------------------------- evaluation
@@ -488,10 +580,12 @@ def evaluate_policy(
     episodes: int,
     seed: int,
     key: str = "eval",
+    lengths: list[int] | None = None,
 ) -> list[float]:
     """Returns of ``episodes`` episodes of one env, each reset with a seed from ``np_rng(seed, key)``.
 
-    ``act(obs [1, obs_dim]) -> actions [1, ...]`` (a batch of one, numpy or tensor).
+    ``act(obs [1, obs_dim]) -> actions [1, ...]`` (a batch of one, numpy or tensor). If ``lengths`` is
+    given, the episode lengths (env steps) are appended to it.
     """
     rng = np_rng(seed, key)
     env = make_env()
@@ -499,7 +593,7 @@ def evaluate_policy(
     try:
         for _ in range(episodes):
             o, _ = env.reset(seed=int(rng.integers(0, 2**31 - 1)))
-            total, done = 0.0, False
+            total, done, steps = 0.0, False, 0
             while not done:
                 with torch.no_grad():
                     a = act(obs_fn([o]))
@@ -507,8 +601,11 @@ def evaluate_policy(
                     a = a.numpy()
                 o, r, te, tr, _ = env.step(to_env_action(env.action_space, np.asarray(a)[0]))
                 total += float(r)
+                steps += 1
                 done = bool(te or tr)
             returns.append(total)
+            if lengths is not None:
+                lengths.append(steps)
     finally:
         env.close()
     return returns
@@ -760,15 +857,18 @@ class OffPolicyLearner:
     :meth:`modules` and :meth:`optimizers` (checkpointed by name).
 
     Transitions store ``terminated`` only (time-limit truncations bootstrap), and the true final
-    observation of an episode as ``next_obs``.
+    observation of an episode as ``next_obs``. With ``n_step > 1`` (passed by the subclass) they are
+    n-step transitions with a stored bootstrap ``discount`` (:class:`NStepAccumulator`); ``train_batch``
+    must then use ``batch["discount"]`` instead of ``gamma``.
     """
 
     key_metric = "episode_return"
     name = "off-policy"
 
-    def __init__(self, cfg: OffPolicyConfig, task: Any, seed: int) -> None:
+    def __init__(self, cfg: OffPolicyConfig, task: Any, seed: int, n_step: int = 1) -> None:
 
         self.cfg = cfg
+        self.n_step = n_step
         self.task = require_gym_task(task, self.name)
         self.seed = seed
         self.env_id = str(getattr(task, "env_id", "env"))
@@ -787,8 +887,10 @@ class OffPolicyLearner:
         self.obs_fn = ObsPipeline(task.observation_space, self.obs_dim, False)
         act_shape: tuple[int, ...] = () if self.discrete else (self.act_n,)
         self.buffer = ReplayBuffer(
-            cfg.buffer_size, self.obs_dim, act_shape, torch.int64 if self.discrete else torch.float32
+            cfg.buffer_size, self.obs_dim, act_shape, torch.int64 if self.discrete else torch.float32,
+            with_discount=n_step > 1,
         )
+        self.nstep = NStepAccumulator(n_step, cfg.gamma, cfg.num_envs) if n_step > 1 else None
         self.stats = EpisodeStats()
         self.env_steps = 0
         self.vector_steps = 0
@@ -845,10 +947,17 @@ class OffPolicyLearner:
                     actions = self.explore(obs)
             res = self.pool.step(actions.numpy())
             next_obs = self.obs_fn(res.final_obs)
-            self.buffer.add(
-                obs, actions, torch.as_tensor(res.rewards, dtype=torch.float32), next_obs,
-                torch.as_tensor(res.terminated, dtype=torch.float32),
-            )
+            if self.nstep is None:
+                self.buffer.add(
+                    obs, actions, torch.as_tensor(res.rewards, dtype=torch.float32), next_obs,
+                    torch.as_tensor(res.terminated, dtype=torch.float32),
+                )
+            else:
+                done = np.logical_or(res.terminated, res.truncated)
+                out = self.nstep.push(obs, actions, res.rewards, next_obs, res.terminated, done)
+                if out is not None:
+                    self.buffer.add(out["obs"], out["actions"], out["rewards"], out["next_obs"],
+                                    out["terminated"], out["discount"])
             self.stats.add(res.finished)
             self.env_steps += cfg.num_envs
             self.vector_steps += 1
@@ -888,6 +997,8 @@ class OffPolicyLearner:
             "last": dict(self._last),
             "extra": self.extra_state(),
         }
+        if self.nstep is not None:
+            state["nstep"] = self.nstep.state_dict()
         return copy.deepcopy(state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -909,6 +1020,8 @@ class OffPolicyLearner:
         self.grad_steps = int(c["grad_steps"])
         self._last = {k: float(v) for k, v in load_section(state, "last").items()}
         self.load_extra_state(load_section(state, "extra"))
+        if self.nstep is not None:
+            self.nstep.load_state_dict(load_section(state, "nstep"))
         self.pool.load_state_dict(load_section(state, "pool"))
 
     def evaluate(self, cfg: RLEvalConfig | None, seed: int) -> list[Row]:
@@ -934,6 +1047,7 @@ __all__ = [
     "require_gym_task",
     "EnvPool",
     "EpisodeStats",
+    "NStepAccumulator",
     "ObsPipeline",
     "RLEvalConfig",
     "ReplayBuffer",
