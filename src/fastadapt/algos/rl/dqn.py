@@ -15,7 +15,7 @@ with the target network copied every ``target_update_interval`` gradient steps (
 ``tau < 1``). With ``lr_final`` set, the Adam learning rate decays linearly from ``lr`` to ``lr_final`` over
 ``lr_anneal_steps`` env steps (damps the late-training oscillation of DQN on small control tasks).
 
-Snapshot selection (both options guard against the late-training collapse of DQN on CartPole, see
+Evaluation-policy options (at most one; each guards against the late-training collapse of DQN on CartPole, see
 benchmarks/rl/README.md; exploration and learning always use the live network, and training is
 bit-for-bit the same with or without them):
 
@@ -167,7 +167,9 @@ class DQN(OffPolicyLearner):
 
     def validation_check_due(self, iteration: int) -> bool:
         c = self.cfg
-        return c.select_every > 0 and iteration >= c.select_start and (iteration - c.select_start) % c.select_every == 0
+        if c.select_every == 0 or iteration < c.select_start:
+            return False
+        return (iteration - c.select_start) % c.select_every == 0
 
     def train_step(self, iteration: int) -> dict[str, float]:
         """One iteration of the shared off-policy loop; then the snapshot selection, if any (module docstring):
