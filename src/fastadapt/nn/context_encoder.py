@@ -190,21 +190,17 @@ class ContextEncoder(nn.Module):
         out = (2 + self.precision_rank) * latent_dim
         self.net = MLP(context_dim, out, hidden, activation, out_gain=1.0, generator=generator)
 
+    def _net_out(self, context: torch.Tensor) -> torch.Tensor:
+        """The MLP's raw output ``[..., N, (2 + R) L]`` after checking ``context [..., N, d]``."""
+        if context.shape[-1:] != (self.context_dim,):
+            raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
+        return self.net(context)
+
     def factors(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-transition factors: ``context [..., N, d] -> (mu_n [..., N, L], var_n [..., N, L])``."""
-        if context.shape[-1:] != (self.context_dim,):
-            raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
-        out = self.net(context)
+        out = self._net_out(context)
         L = self.latent_dim
-        mu, pre = out[..., :L], out[..., L : 2 * L]
-        return mu, F.softplus(pre)
-
-    def low_rank_factors(self, context: torch.Tensor) -> torch.Tensor:
-        """The precision factors ``U_n [..., N, L, R]`` (``precision_rank = R > 0``)."""
-        if context.shape[-1:] != (self.context_dim,):
-            raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
-        out = self.net(context)[..., 2 * self.latent_dim :]
-        return out.reshape(*out.shape[:-1], self.latent_dim, self.precision_rank)
+        return out[..., :L], F.softplus(out[..., L : 2 * L])
 
     def forward(
         self, context: torch.Tensor, mask: torch.Tensor | None = None
@@ -212,17 +208,12 @@ class ContextEncoder(nn.Module):
         """Posterior ``q(z | context)``: ``context [..., N, d]``, ``mask [..., N]`` -> ``(mu, var) [..., L]``
         (``precision_rank > 0``: ``(mu [..., L], scale [..., L, L])``)."""
         if self.precision_rank > 0:
-            out = self.net(self._check_ctx(context))
+            out = self._net_out(context)
             L = self.latent_dim
-            u = out[..., 2 * L :].reshape(*out.shape[:-1], L, self.precision_rank)
+            u = out[..., 2 * L :].reshape(*out.shape[:-1], L, self.precision_rank)  # U_n [..., N, L, R]
             return low_rank_product_of_gaussians(out[..., :L], F.softplus(out[..., L : 2 * L]), u, mask, self.min_var)
         mu_n, var_n = self.factors(context)
         return product_of_gaussians(mu_n, var_n, mask, self.min_var, self.include_prior)
-
-    def _check_ctx(self, context: torch.Tensor) -> torch.Tensor:
-        if context.shape[-1:] != (self.context_dim,):
-            raise ValueError(f"context: expected [..., N, {self.context_dim}], got {tuple(context.shape)}")
-        return context
 
     def prior(self, *batch_shape: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior ``N(0, I)`` as ``(mu, var)`` of shape ``[*batch_shape, L]``."""

@@ -471,16 +471,7 @@ class ReplayBuffer:
 
     def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(0, self.size, (n,), generator=generator)
-        batch = {
-            "obs": self.obs[idx],
-            "actions": self.actions[idx],
-            "rewards": self.rewards[idx],
-            "next_obs": self.next_obs[idx],
-            "terminated": self.terminated[idx],
-        }
-        if self.discount is not None:
-            batch["discount"] = self.discount[idx]
-        return batch
+        return {k: getattr(self, k)[idx] for k in self._fields()}
 
     def state_dict(self) -> dict[str, Any]:
         n = self.size
@@ -868,7 +859,6 @@ class OffPolicyLearner:
     def __init__(self, cfg: OffPolicyConfig, task: Any, seed: int, n_step: int = 1) -> None:
 
         self.cfg = cfg
-        self.n_step = n_step
         self.task = require_gym_task(task, self.name)
         self.seed = seed
         self.env_id = str(getattr(task, "env_id", "env"))
