@@ -50,6 +50,7 @@ __all__ = [
     "lr_at",
     "init_inner_lrs",
     "sgd_update",
+    "same_layout",
     "task_loss",
     "adapt_task",
     "adapt_task_func",
@@ -161,6 +162,28 @@ def _first_order_at(step: int, first_order: bool, second_order_steps: int | None
     return first_order or (second_order_steps is not None and step >= second_order_steps)
 
 
+def same_layout(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``t`` laid out with ``ref``'s strides (a differentiable copy, only when they differ; an overlapping
+    ``ref``, e.g. an expanded tensor, is matched by a contiguous layout).
+
+    Loop-path only (strides cannot be queried inside ``vmap``). Why it matters: an inner SGD step or a
+    ``torch.stack``/slice round trip returns the first conv weight of a channels-last Conv4, ``[64, 1, 3, 3]``,
+    with strides ``(9, 9, 3, 1)`` instead of the module's ``(9, 1, 3, 1)``. Both count as channels-last, yet
+    the convolution then takes a slower path and the whole forward ran ~1.6-1.9x slower on this CPU
+    (benchmarks/maml-speed/README.md, session 6).
+    """
+    if t.shape != ref.shape or t.stride() == ref.stride():
+        return t
+    out = torch.empty_like(ref, dtype=t.dtype, device=t.device)  # ref's strides if ref is dense, else contiguous
+    return t if out.stride() == t.stride() else out.copy_(t)
+
+
+def _module_layout(model: nn.Module, params: Mapping[str, torch.Tensor]) -> Params:
+    """``params`` (one task's) restrided like the module's own tensors of the same names."""
+    own = dict(model.named_parameters())
+    return {k: (same_layout(v, own[k]) if k in own else v) for k, v in params.items()}
+
+
 def _merge(params: Mapping[str, torch.Tensor], frozen: Mapping[str, torch.Tensor] | None) -> Params:
     if not frozen:
         return dict(params)
@@ -220,7 +243,7 @@ def adapt_task(
             gs = torch.autograd.grad(loss, [leaves[k] for k in keys], create_graph=create)
         g = {k: (gk.detach() if fo else gk) for k, gk in zip(keys, gs)}
         base = cur if leaves is cur else {k: v.detach() for k, v in cur.items()}
-        cur = sgd_update(base, g, lrs, s)
+        cur = {k: same_layout(v, base[k]) for k, v in sgd_update(base, g, lrs, s).items()}
         traj.append(cur)
     return traj if trajectory else cur
 
@@ -376,7 +399,8 @@ def forward_batched(
     """
     if mode == "loop":
         return torch.stack([
-            functional_call(model, _merge({k: v[i] for k, v in batched.items()}, frozen), (x[i],))
+            functional_call(model, _merge(_module_layout(model, {k: v[i] for k, v in batched.items()}), frozen),
+                            (x[i],))
             for i in range(x.shape[0])
         ])
 
