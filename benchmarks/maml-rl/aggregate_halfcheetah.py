@@ -75,8 +75,8 @@ def main() -> None:
                          f"{t['load_start']} / {t['load_end']} |")
         lines.append("")
         plot_rows(rows, HERE / f"halfcheetah-{task}-seeds.png",
-                  title=f"MAML-TRPO HalfCheetah-{task.capitalize()}: return after k inner steps "
-                        f"(mean ± se over {max(r.n for r in rows)} seeds)",
+                  title=f"HalfCheetah-{task.capitalize()}: return after k inner steps "
+                        f"(± se, {max(r.n for r in rows)} seeds)",
                   ylabel="return per episode (20 held-out tasks)")
     (HERE / "halfcheetah-results.json").write_text(json.dumps(report, indent=1) + "\n")
     (HERE / "halfcheetah-results.md").write_text("\n".join(lines))

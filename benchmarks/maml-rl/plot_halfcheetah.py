@@ -1,4 +1,4 @@
-"""Training curve of a HalfCheetah-Dir MAML-TRPO run: pre-/post-update mean return per meta-iteration.
+"""Training curve of a HalfCheetah-Dir/-Vel MAML-TRPO run: pre-/post-update mean return per meta-iteration.
 
 Usage: .venv/bin/python benchmarks/maml-rl/plot_halfcheetah.py RUN_DIR OUT.png [--summary]
 Reads RUN_DIR/metrics.jsonl (one JSON line per meta-iteration: iteration, env_steps, pre_return,
@@ -46,7 +46,7 @@ def main() -> None:
         ax.plot(it, moving(m[key], 10), color=colour, lw=2, label=f"{label}, 10-it. moving avg")
     ax.set_xlabel("meta-iteration (10 tasks x 20 episodes x 200 steps, pre + post)")
     ax.set_ylabel("mean return per episode (meta-train tasks)")
-    ax.set_title(f"MAML-TRPO HalfCheetah-Dir, seed 0: {int(it[-1])} meta-iterations, "
+    ax.set_title(f"MAML-TRPO {run.name}: {int(it[-1])} meta-iterations, "
                  f"{m['env_steps'][-1] / 1e6:.1f} M env steps")
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.legend(fontsize=8)
