@@ -178,9 +178,8 @@ def same_layout(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return t if out.stride() == t.stride() else out.copy_(t)
 
 
-def _module_layout(model: nn.Module, params: Mapping[str, torch.Tensor]) -> Params:
-    """``params`` (one task's) restrided like the module's own tensors of the same names."""
-    own = dict(model.named_parameters())
+def _module_layout(own: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor]) -> Params:
+    """``params`` (one task's) restrided like ``own`` (the module's named parameters) of the same names."""
     return {k: (same_layout(v, own[k]) if k in own else v) for k, v in params.items()}
 
 
@@ -398,8 +397,9 @@ def forward_batched(
     calls the module once per task (same values; needed for e.g. channels-last convolutions).
     """
     if mode == "loop":
+        own = dict(model.named_parameters())
         return torch.stack([
-            functional_call(model, _merge(_module_layout(model, {k: v[i] for k, v in batched.items()}), frozen),
+            functional_call(model, _merge(_module_layout(own, {k: v[i] for k, v in batched.items()}), frozen),
                             (x[i],))
             for i in range(x.shape[0])
         ])
