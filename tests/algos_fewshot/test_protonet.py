@@ -142,3 +142,62 @@ def test_omniglot_runs_protocol(tmp_path: Path) -> None:
     assert r.n == 4 and r.extra["items"] == 80 and len(r.extra["per_run"]) == 4
     assert r.mean == pytest.approx(sum(r.extra["per_run"]) / 4)
     assert r.mean > 0.05 * 2  # well above 20-way chance even untrained
+
+
+def test_balanced_assignment_is_the_best_balanced_labelling() -> None:
+    from itertools import permutations
+
+    from fastadapt.algos.fewshot.common import balanced_assignment, decide
+
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(5, 6, 3, generator=g)  # 5 tasks, 6 queries, 3-way: 2 queries per class
+    pred = balanced_assignment(s)
+    for t in range(5):
+        assert torch.bincount(pred[t], minlength=3).tolist() == [2, 2, 2]
+        best = max(permutations([0, 0, 1, 1, 2, 2]),
+                   key=lambda lab: float(s[t, torch.arange(6), torch.tensor(lab)].sum()))
+        got = float(s[t, torch.arange(6), pred[t]].sum())
+        assert got == pytest.approx(float(s[t, torch.arange(6), torch.tensor(best)].sum()), abs=1e-9)
+    # a case where the argmax labels collide: balanced moves the weaker claim to its second choice
+    s2 = torch.tensor([[[5.0, 4.0], [6.0, 1.0]]])
+    assert decide(s2, "argmax").tolist() == [[0, 0]]
+    assert decide(s2, "balanced").tolist() == [[1, 0]]
+    with pytest.raises(ConfigError, match="multiple of way"):
+        balanced_assignment(torch.zeros(1, 5, 2))
+    with pytest.raises(ConfigError, match="unknown rule"):
+        decide(s2, "greedy")
+
+
+def test_balanced_assignment_in_the_protocol_rows() -> None:
+    task = toy_task()
+    learner = build_protonet(small_cfg(), task, 0)
+    cfg = dict(ways=[4], shots=[1], query=2, episodes=6, batch=3)
+    plain = learner.evaluate(FewShotEvalConfig(**cfg), 1)[0]
+    bal = learner.evaluate(FewShotEvalConfig(assignment="balanced", **cfg), 1)[0]
+    assert plain.extra["assignment"] == "argmax" and bal.extra["assignment"] == "balanced"
+    assert 0.0 <= bal.mean <= 1.0
+    with pytest.raises(ValueError, match="assignment"):
+        FewShotEvalConfig(assignment="hungry")
+
+
+@needs_real
+def test_runs_are_read_like_the_task_images(tmp_path: Path) -> None:
+    """A task built with ``crop`` evaluates the runs on cropped images too (and only then)."""
+    from fastadapt.tasks.fewshot.omniglot import OmniglotConfig, build_omniglot, scan_omniglot
+    from fastadapt.tasks.fewshot.omniglot_runs import build_runs, load_runs
+
+    images = scan_omniglot(REAL, ["images_background_small1", "images_background_small2"])
+    folder = build_runs(images, tmp_path / "runs", ["Korean"], n_runs=2, seed=0)
+    for crop in (False, True):
+        task = build_omniglot(OmniglotConfig(root=str(REAL), test_alphabets=["Korean", "Sanskrit"], crop=crop))
+        assert task.info["crop"] is crop
+        learner = build_protonet(ProtoNetConfig(hidden=8), task, 0)
+        seen = []
+
+        def spy(ep, _seen=seen):  # noqa: ANN001, ANN202
+            _seen.append(ep)
+            return torch.zeros(ep.query_y.shape + (20,))
+
+        learner.evaluate_runs(str(folder), predict=spy)
+        assert torch.equal(seen[0].support_x, load_runs(folder, 28, crop=crop).episode.support_x)
+        assert not torch.equal(seen[0].support_x, load_runs(folder, 28, crop=not crop).episode.support_x)

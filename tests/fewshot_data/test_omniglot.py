@@ -198,3 +198,29 @@ def test_real_task_splits_are_disjoint() -> None:
     assert {tasks.dataset.groups[c] for c in te} == {"Korean", "Sanskrit"}
     ep = tasks.sample(3, seed=1, split="test", way=20, shot=5, query=5)
     assert ep.support_x.shape == (3, 100, 1, 28, 28)
+
+
+def test_crop_to_ink_centres_and_fills_the_square() -> None:
+    from fastadapt.tasks.fewshot.omniglot import crop_to_ink, images_to_tensor
+
+    a = np.zeros((105, 105), np.float32)
+    a[10:30, 60:100] = 1.0  # a 20 x 40 ink box near the top right
+    c = crop_to_ink(a, margin=0.1)
+    assert c.shape == (48, 48)  # 1.2 * 40
+    ys, xs = np.nonzero(c > 0.5)
+    assert (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) == (14, 34, 4, 44)  # centred in the square
+    assert c.sum() == a.sum()  # nothing cut off, nothing added
+    # a box at the canvas edge is zero-padded, not shifted
+    b = np.zeros((105, 105), np.float32)
+    b[0:50, 0:10] = 1.0
+    cb = crop_to_ink(b, margin=0.1)
+    assert cb.shape == (60, 60) and cb.sum() == b.sum() and cb[:5].sum() == 0
+    blank = np.zeros((105, 105), np.float32)
+    assert crop_to_ink(blank) is blank
+    with pytest.raises(ValueError, match="H, W"):
+        crop_to_ink(np.zeros((1, 105, 105), np.float32))
+    # the same character placed anywhere on the canvas gives the same cropped 28x28 image
+    shifted = np.roll(np.roll(a, 40, axis=0), -50, axis=1)
+    t = images_to_tensor([a, shifted], 28, crop=True)
+    assert t.shape == (2, 1, 28, 28) and torch.allclose(t[0], t[1])
+    assert not torch.allclose(*images_to_tensor([a, shifted], 28))

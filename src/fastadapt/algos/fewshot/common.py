@@ -39,6 +39,12 @@ error, ``n`` = episodes and ``extra = {"ci95": [lo, hi], "ci95_halfwidth", "quer
 ``omniglot_runs`` (a folder in the official runs format) is set, only that protocol runs: one row
 ``setting={"way": 20, "shot": 1, "protocol": "omniglot-runs"}`` (way = the runs' class count), ``mean`` =
 accuracy over all items, ``se`` across runs, ``n`` = runs, ``extra = {"error", "ci95", "per_run", "items"}``.
+
+Decision rule ``assignment``: ``"argmax"`` (default) labels every query by its own top score. ``"balanced"``
+is *transductive*: it uses that the query set of an episode (or run) holds the same number of items of each
+class (true by construction of both protocols: ``query`` per class, and one test item per class in a run)
+and picks the labelling with the highest total score under that constraint (:func:`balanced_assignment`,
+an optimal assignment). Rows record the rule in ``extra["assignment"]``.
 """
 
 from __future__ import annotations
@@ -107,11 +113,49 @@ class FewShotEvalConfig(Section):
     split: Literal["test", "val", "train"] = "test"
     within_group: bool = False
     omniglot_runs: str | None = None
+    assignment: Literal["argmax", "balanced"] = "argmax"
 
     @field_validator("ways", "shots", mode="before")
     @classmethod
     def _wrap_scalar(cls, v: object) -> object:
         return [v] if isinstance(v, (int, str)) else v
+
+
+def balanced_assignment(scores: torch.Tensor) -> torch.Tensor:
+    """Labels ``[tasks, n]`` maximising the summed ``scores: [tasks, n, way]`` of each task subject to every
+    class receiving exactly ``n / way`` queries (a transductive decision rule for class-balanced query sets).
+
+    Solved exactly per task as a linear assignment (Kuhn 1955; scipy's ``linear_sum_assignment``) of the
+    ``n`` queries to ``n`` slots, ``n / way`` slots per class. With log-probabilities as scores this is the
+    most likely labelling of the query set among the balanced ones. ``n`` must be a multiple of ``way``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if scores.dim() != 3:
+        raise ValueError(f"scores: expected [tasks, n, way], got shape {tuple(scores.shape)}")
+    tasks, n, way = scores.shape
+    if n % way:
+        raise ConfigError(f"eval.assignment: balanced needs a multiple of way={way} queries per task, got {n}")
+    per = n // way
+    s = scores.detach().to(torch.float64).cpu()
+    if not bool(torch.isfinite(s).all()):
+        s = torch.nan_to_num(s, nan=-1e300, posinf=1e300, neginf=-1e300)
+    out = torch.empty(tasks, n, dtype=torch.long)
+    for t in range(tasks):
+        cost = -s[t].repeat_interleave(per, dim=1).numpy()  # [n, n]: slot j belongs to class j // per
+        rows, cols = linear_sum_assignment(cost)
+        out[t, torch.as_tensor(rows)] = torch.as_tensor(cols // per, dtype=torch.long)
+    return out.to(scores.device)
+
+
+def decide(scores: torch.Tensor, rule: str = "argmax") -> torch.Tensor:
+    """Predicted labels ``[tasks, n]`` from ``scores: [tasks, n, way]`` under the decision ``rule``
+    (``"argmax"`` or ``"balanced"``, see :func:`balanced_assignment`)."""
+    if rule == "argmax":
+        return scores.argmax(-1)
+    if rule == "balanced":
+        return balanced_assignment(scores)
+    raise ConfigError(f"eval.assignment: unknown rule {rule!r}; allowed: argmax, balanced")
 
 
 def clone_tree(obj: Any) -> Any:
@@ -347,7 +391,7 @@ class FewShotLearner:
         ecfg = self.coerce_eval_config(cfg)
         with self.eval_context(ecfg, seed):
             if ecfg.omniglot_runs:
-                return [self.evaluate_runs(ecfg.omniglot_runs, ecfg.batch)]
+                return [self.evaluate_runs(ecfg.omniglot_runs, ecfg.batch, assignment=ecfg.assignment)]
             rows = []
             for way in ecfg.ways:
                 for shot in ecfg.shots:
@@ -365,29 +409,33 @@ class FewShotLearner:
             ep = self.task.sample(n, split=ecfg.split, generator=gen, way=way, shot=shot,
                                   query=ecfg.query, within_group=ecfg.within_group)
             s = predict(ep) if predict is not None else self.scores(ep, ecfg.batch)
-            accs.append((s.argmax(-1) == ep.query_y).to(torch.float64).mean(1).numpy())
+            accs.append((decide(s, ecfg.assignment) == ep.query_y).to(torch.float64).mean(1).numpy())
             left -= n
         mean, se, (lo, hi) = accuracy_stats(np.concatenate(accs))
         return Row(self.name, {"way": way, "shot": shot}, mean, se, ecfg.episodes, {
             "ci95": [lo, hi], "ci95_halfwidth": 1.96 * se, "query": ecfg.query, "split": ecfg.split,
+            "assignment": ecfg.assignment,
         })
 
     def evaluate_runs(self, folder: str, batch: int = 16,
-                      predict: Callable[[FewShotEpisode], torch.Tensor] | None = None) -> Row:
+                      predict: Callable[[FewShotEpisode], torch.Tensor] | None = None,
+                      assignment: str = "argmax") -> Row:
         """Accuracy on a folder of official-format one-shot runs (module docstring)."""
         from fastadapt.tasks.fewshot.omniglot_runs import load_runs, runs_accuracy
 
-        runs = load_runs(folder, image_size=int(self.task.x_shape[-1]))
+        runs = load_runs(folder, image_size=int(self.task.x_shape[-1]),
+                         crop=bool(self.task.info.get("crop", False)))
         s = predict(runs.episode) if predict is not None else self.scores(runs.episode, batch)
-        per_run = runs_accuracy(s.argmax(-1), runs)
+        pred = decide(s, assignment)
+        per_run = runs_accuracy(pred, runs)
         items = int(runs.episode.query_y.numel())
-        correct = float((s.argmax(-1) == runs.episode.query_y).sum())
+        correct = float((pred == runs.episode.query_y).sum())
         _, se, _ = accuracy_stats(per_run)
         mean = correct / items
         return Row(self.name, {"way": runs.way, "shot": 1, "protocol": "omniglot-runs"}, mean, se,
                    len(runs), {
                        "error": 1.0 - mean, "ci95": [mean - 1.96 * se, mean + 1.96 * se],
-                       "per_run": [float(a) for a in per_run], "items": items,
+                       "per_run": [float(a) for a in per_run], "items": items, "assignment": assignment,
                    })
 
 

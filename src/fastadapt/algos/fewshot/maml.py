@@ -637,7 +637,7 @@ class MAMLClassifier(FewShotLearner):
         fcfg = FewShotEvalConfig(
             ways=ecfg.ways, shots=ecfg.shots or [1, 5], query=ecfg.query or 15, episodes=ecfg.episodes,
             batch=ecfg.batch, split=ecfg.split, within_group=ecfg.within_group,
-            omniglot_runs=ecfg.omniglot_runs,
+            omniglot_runs=ecfg.omniglot_runs, assignment=ecfg.assignment,
         )
         with torch_threads(self.mcfg.threads):
             rows = super().evaluate(fcfg, seed)

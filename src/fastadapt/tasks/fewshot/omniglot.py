@@ -9,7 +9,9 @@ Layout expected under ``root`` (the config key ``task.root``; default :func:`def
 - its unpacked folder ``root/<source>/<Alphabet>/characterNN/*.png``.
 
 Images are 105x105 black strokes on white; they are loaded with ink = 1.0 and background = 0.0 and
-area-resized to ``image_size`` (28 as is usual), giving examples ``[1, image_size, image_size]``. A
+area-resized to ``image_size`` (28 as is usual), giving examples ``[1, image_size, image_size]``; with
+``crop`` each image is first cut to a square around its ink (:func:`crop_to_ink`), which removes the drawers'
+position and size differences and spends all pixels of the small image on the character. A
 character that appears in several sources (Greek and Latin are in both minimal splits) is loaded once;
 its class is ``"<Alphabet>/characterNN"`` and its group the alphabet.
 
@@ -299,8 +301,31 @@ def decode_png(data: bytes, where: str) -> np.ndarray:
     return 1.0 - arr / 255.0
 
 
-def images_to_tensor(arrays: Sequence[np.ndarray], image_size: int) -> torch.Tensor:
-    """Stack ``[H, W]`` ink images (grouped by size) and resize to ``[n, 1, image_size, image_size]``."""
+def crop_to_ink(a: np.ndarray, margin: float = 0.1, threshold: float = 0.5) -> np.ndarray:
+    """Square crop of an ink image ``a: [H, W]`` (ink 1) centred on the bounding box of its pixels above
+    ``threshold``, with side ``(1 + 2 * margin) * max(box height, box width)`` (at least 8 px), zero-padded
+    where the square leaves the canvas. An image without ink is returned unchanged."""
+    if a.ndim != 2:
+        raise ValueError(f"crop_to_ink: expected an [H, W] image, got shape {a.shape}")
+    ys, xs = np.nonzero(a > threshold)
+    if ys.size == 0:
+        return a
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    side = max(8, int(round(max(y1 - y0, x1 - x0) * (1.0 + 2.0 * margin))))
+    top = (y0 + y1 - side) // 2
+    left = (x0 + x1 - side) // 2
+    out = np.zeros((side, side), dtype=a.dtype)
+    sy0, sx0 = max(top, 0), max(left, 0)
+    sy1, sx1 = min(top + side, a.shape[0]), min(left + side, a.shape[1])
+    out[sy0 - top:sy1 - top, sx0 - left:sx1 - left] = a[sy0:sy1, sx0:sx1]
+    return out
+
+
+def images_to_tensor(arrays: Sequence[np.ndarray], image_size: int, crop: bool = False) -> torch.Tensor:
+    """Stack ``[H, W]`` ink images (grouped by size) and resize to ``[n, 1, image_size, image_size]``;
+    ``crop`` first cuts each to the square around its ink (:func:`crop_to_ink`)."""
+    if crop:
+        arrays = [crop_to_ink(a) for a in arrays]
     out = torch.empty(len(arrays), 1, image_size, image_size)
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, a in enumerate(arrays):
@@ -315,13 +340,13 @@ _CACHE: dict[tuple[object, ...], ClassDataset] = {}
 
 
 def load_omniglot(
-    root: str | Path | None, sources: Sequence[str] = MINIMAL_SOURCES, image_size: int = 28
+    root: str | Path | None, sources: Sequence[str] = MINIMAL_SOURCES, image_size: int = 28, crop: bool = False
 ) -> ClassDataset:
     """Load ``sources`` under ``root`` (default :func:`default_root`) as a :class:`ClassDataset`.
 
     Returns ``x: [images, 1, image_size, image_size]`` float32 (ink 1), one class per character
-    (``"Alphabet/characterNN"``, sorted), grouped by alphabet. Cached in-process per (root, sources,
-    size, file modification times).
+    (``"Alphabet/characterNN"``, sorted), grouped by alphabet; ``crop`` as in :func:`images_to_tensor`.
+    Cached in-process per (root, sources, size, crop, file modification times).
     """
     root = Path(root).expanduser() if root is not None else default_root()
     stamp = []
@@ -329,14 +354,14 @@ def load_omniglot(
         for p in (root / s, root / f"{s}.zip"):
             if p.exists():
                 stamp.append((str(p), p.stat().st_mtime_ns))
-    key = (str(root.resolve()) if root.exists() else str(root), tuple(sources), image_size, tuple(stamp))
+    key = (str(root.resolve()) if root.exists() else str(root), tuple(sources), image_size, crop, tuple(stamp))
     if key in _CACHE:
         return _CACHE[key]
     images = scan_omniglot(root, sources)
     arrays = [
         decode_png(im.data, f"{im.source}/{im.alphabet}/{im.character}/{im.filename}") for im in images
     ]
-    x = images_to_tensor(arrays, image_size)
+    x = images_to_tensor(arrays, image_size, crop)
     names: dict[str, int] = {}
     groups: list[str] = []
     labels = []
@@ -366,7 +391,8 @@ class OmniglotConfig(Section):
     alphabets of the last source into the test split (``images_background`` + ``images_evaluation`` is
     the usual background/evaluation protocol). ``way``/``shot``/``query`` shape the meta-training
     episodes; ``rotations`` adds the 90/180/270-degree rotations of every training character as new
-    classes (``rotate_eval`` also for val/test).
+    classes (``rotate_eval`` also for val/test). ``crop`` cuts every image to the square around its ink
+    before resizing (:func:`crop_to_ink`; the Omniglot runs are then read the same way).
     """
 
     root: str | None = None
@@ -383,6 +409,7 @@ class OmniglotConfig(Section):
     test_fraction: float = Field(0.25, ge=0.0, lt=1.0)
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     split_seed: int = Field(0, ge=0)
+    crop: bool = False
 
     @field_validator("sources", "test_alphabets", "val_alphabets", mode="before")
     @classmethod
@@ -413,7 +440,7 @@ def omniglot_splits(cfg: OmniglotConfig, ds: ClassDataset, images: list[Omniglot
 @register_task("omniglot", family="fewshot", config=OmniglotConfig)
 def build_omniglot(cfg: OmniglotConfig) -> FewShotTasks:
     """Omniglot handwritten characters (Lake et al. 2015) as N-way K-shot episodes."""
-    ds = load_omniglot(cfg.root, cfg.sources, cfg.image_size)
+    ds = load_omniglot(cfg.root, cfg.sources, cfg.image_size, cfg.crop)
     splits = omniglot_splits(cfg, ds)
     root = str(Path(cfg.root).expanduser()) if cfg.root else str(default_root())
     return FewShotTasks(
@@ -425,5 +452,5 @@ def build_omniglot(cfg: OmniglotConfig) -> FewShotTasks:
         cfg.query,
         rotations=cfg.rotations,
         rotate_eval=cfg.rotate_eval,
-        info={"root": root, "sources": list(cfg.sources), "image_size": cfg.image_size},
+        info={"root": root, "sources": list(cfg.sources), "image_size": cfg.image_size, "crop": cfg.crop},
     )

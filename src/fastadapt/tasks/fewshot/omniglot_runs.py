@@ -111,7 +111,7 @@ def _read_run(base: Path, run: Path) -> tuple[list[Path], list[Path], list[int]]
     return classes, items, targets
 
 
-def _load_images(paths: Sequence[Path], image_size: int) -> torch.Tensor:
+def _load_images(paths: Sequence[Path], image_size: int, crop: bool = False) -> torch.Tensor:
     arrays = []
     for p in paths:
         try:
@@ -119,12 +119,12 @@ def _load_images(paths: Sequence[Path], image_size: int) -> torch.Tensor:
         except OSError as e:
             raise DataError(f"omniglot runs: cannot read {p} ({e})") from None
         arrays.append(decode_png(data, str(p)))
-    return images_to_tensor(arrays, image_size)
+    return images_to_tensor(arrays, image_size, crop)
 
 
-def load_runs(folder: str | Path, image_size: int = 28) -> OmniglotRuns:
+def load_runs(folder: str | Path, image_size: int = 28, crop: bool = False) -> OmniglotRuns:
     """Read a folder of official-format runs (module docstring), images resized to ``image_size`` with
-    ink 1.0 (as :func:`~fastadapt.tasks.fewshot.omniglot.load_omniglot`).
+    ink 1.0 and optionally cut to their ink (``crop``), as :func:`~fastadapt.tasks.fewshot.omniglot.load_omniglot`.
 
     Returns :class:`OmniglotRuns` whose ``episode`` has ``support_x: [runs, way, 1, S, S]``,
     ``support_y: [runs, way] = arange(way)``, ``query_x: [runs, items, 1, S, S]``, ``query_y: [runs, items]``.
@@ -141,8 +141,8 @@ def load_runs(folder: str | Path, image_size: int = 28) -> OmniglotRuns:
                 f"omniglot runs: {run.name} has {len(classes)} classes / {len(items)} items but "
                 f"{runs[0].name} has {sx[0].shape[0]} / {qx[0].shape[0]}; runs must have equal sizes"
             )
-        sx.append(_load_images(classes, image_size))
-        qx.append(_load_images(items, image_size))
+        sx.append(_load_images(classes, image_size, crop))
+        qx.append(_load_images(items, image_size, crop))
         qy.append(torch.tensor(targets, dtype=torch.int64))
         sfiles.append([str(p) for p in classes])
         qfiles.append([str(p) for p in items])
