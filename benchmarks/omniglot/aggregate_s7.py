@@ -29,7 +29,8 @@ def main() -> None:
         off = [next(r["error"] for r in rows if r["model"] == m and r["runs"] == official and r["variant"] == v)
                for m in models]
         pooled = [st.mean(r["error"] for r in rows if r["model"] == m and r["variant"] == v) for m in models]
-        print(f"| {v} | " + " | ".join(f"{100 * e:.2f}%" for e in off) + f" | {mean_se(off)}% | {mean_se(pooled)}% |")
+        cells = " | ".join(f"{100 * e:.2f}%" for e in off)
+        print(f"| {v} | {cells} | {mean_se(off)}% | {mean_se(pooled)}% |")
     for r in rows:
         if r["model"].startswith("ensemble") and r["runs"] == official:
             pooled = st.mean(x["error"] for x in rows if x["model"] == r["model"] and x["variant"] == r["variant"])

@@ -247,7 +247,8 @@ class ReptileClassifier(FewShotLearner):
         ecfg = cfg if isinstance(cfg, ReptileEvalConfig) else ReptileEvalConfig()
         fcfg = FewShotEvalConfig(
             ways=ecfg.ways, shots=ecfg.shots or [1, 5], query=ecfg.query or 15, episodes=ecfg.episodes,
-            batch=ecfg.batch, split=ecfg.split, within_group=ecfg.within_group, omniglot_runs=ecfg.omniglot_runs, assignment=ecfg.assignment,
+            batch=ecfg.batch, split=ecfg.split, within_group=ecfg.within_group, omniglot_runs=ecfg.omniglot_runs,
+            assignment=ecfg.assignment,
         )
         with torch_threads(self.rcfg.threads):
             rows = super().evaluate(fcfg, seed)
