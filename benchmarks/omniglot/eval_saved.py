@@ -52,7 +52,7 @@ def main() -> None:
     for d in map(Path, args.dirs):
         res, learner = load_learner(d)
         if runs is None:
-            runs = load_runs(args.runs, int(learner.task.x_shape[-1]))
+            runs = load_runs(args.runs, int(learner.task.x_shape[-1]), crop=bool(learner.task.info.get("crop", False)))
         variants = {"plain": {}}
         if res["algo"] == "protonet":
             variants.update({"tta4": {"tta": 4}, "transductive3": {"transductive": 3},
