@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from fastadapt.core.allocator import tune_allocator
 from fastadapt.experiment.catalog import load_all
 from fastadapt.experiment.config import load_config
 from fastadapt.experiment.runner import build_learner
@@ -20,6 +21,7 @@ from fastadapt.experiment.runner import build_learner
 def main() -> None:
     config, out = sys.argv[1], Path(sys.argv[2])
     overrides = [a for a in sys.argv[3:] if a != "--set"]
+    tune_allocator()  # glibc mmap threshold up: see fastadapt.core.allocator
     torch.set_num_threads(1)
     load_all()
     cfg = load_config(config, overrides)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from fastadapt.core.allocator import allocator_state, tune_allocator
 from fastadapt.experiment.catalog import load_all
 from fastadapt.experiment.config import load_config
 from fastadapt.experiment.runner import build_learner
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--eval-at", default="", help="comma-separated extra iterations to evaluate at")
     ap.add_argument("--runs", default="", help="folder of official-format one-shot runs to score")
     args = ap.parse_args()
+    tune_allocator()  # glibc mmap threshold up: see fastadapt.core.allocator
     torch.set_num_threads(1)
     load_all()
     out = Path(args.out)
@@ -104,6 +106,7 @@ def main() -> None:
         "loadavg_samples": loads,
         "evals": evals,
         "torch_threads": torch.get_num_threads(),
+        "allocator": allocator_state(),
     }
     (out / "result.json").write_text(json.dumps(result, indent=1))
     print(f"done: train {train_cpu:.0f} CPU-s, eval {eval_cpu:.0f} CPU-s, wall {result['wall_s']:.0f} s")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from fastadapt.core.allocator import allocator_state, tune_allocator
 from fastadapt.core.registry import ALGOS, TASKS
 
 ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "omniglot"
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--skip-episodes-eval", action="store_true")
     ap.add_argument("--set", nargs="*", default=[])
     args = ap.parse_args()
+    tune_allocator()  # glibc mmap threshold up: see fastadapt.core.allocator
     torch.set_num_threads(args.threads)
     load_algo_module(args.algo)
     out = Path(args.out)
@@ -163,7 +165,7 @@ def main() -> None:
         "algo": args.algo, "seed": args.seed, "algo_config": acfg.model_dump(), "task_config": tcfg.model_dump(),
         "eval_overrides": eval_kw, "iterations": it, "train_cpu_s": round(train_cpu, 1),
         "train_wall_s": round(train_wall, 1), "eval_wall_s": round(eval_wall, 1),
-        "threads": args.threads, "loadavg_at_end": load, "stopped_by": stopped_by,
+        "threads": args.threads, "allocator": allocator_state(), "loadavg_at_end": load, "stopped_by": stopped_by,
         "cpu_budget_s": budget, "held_out_alphabets": HELD_OUT,
         "train_alphabets": sorted({task.dataset.groups[c] for c in task.splits["train"]}),
         "rows": [r.to_json() for r in rows], "command": " ".join(sys.argv),

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fastadapt import __version__
+from fastadapt.core.allocator import tune_allocator
 from fastadapt.core.errors import ConfigError, FastAdaptError, UserInputError
 
 app = typer.Typer(
@@ -189,6 +190,7 @@ def version() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map fastadapt's errors to exit codes with one line on stderr."""
     try:
+        tune_allocator()  # see fastadapt.core.allocator; FASTADAPT_ALLOCATOR=default opts out
         app(args=argv, standalone_mode=False)
     except UserInputError as exc:
         print(f"fastadapt: error: {exc}", file=sys.stderr)
