@@ -128,6 +128,14 @@ def test_evaluate_rows_schema() -> None:
     assert [r.mean for r in rows] == [r.mean for r in again]
     zero = {r.method: r.mean for r in rows if r.setting == {"shot": 3, "adapt_steps": 0}}
     assert zero["maml"] != zero["random-init"]
+    # eval.split is honoured: "val" rows are the meta-init's MSE on the val tasks, unlike the test rows.
+    val_ev = MAMLEvalConfig(tasks=30, adapt_steps=[0], shots=[3], baselines=[], split="val")
+    val_row = lr.evaluate(val_ev, seed=5)[0]
+    ep, _, _ = task.split_episodes(30, 5, "val", shot=3, query=5)
+    with torch.no_grad():
+        direct = torch.stack([(lr.model(x) - y).pow(2).mean() for x, y in zip(ep.query_x, ep.query_y)]).mean()
+    assert val_row.mean == pytest.approx(float(direct), rel=1e-5)
+    assert val_row.mean != zero["maml"]
     with pytest.raises(ValueError):
         MAMLEvalConfig(adapt_steps=[-1])
     assert MAMLEvalConfig(adapt_steps=3).adapt_steps == [3]

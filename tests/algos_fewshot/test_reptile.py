@@ -72,5 +72,9 @@ def test_reptile_resume_and_rows(kind: str) -> None:
     assert rows and all(r.method == "reptile" and math.isfinite(r.mean) for r in rows)
     if kind == "regression":
         assert [r.setting for r in rows] == [{"shot": 5, "adapt_steps": 0}, {"shot": 5, "adapt_steps": 2}]
+        # eval.split is honoured: other tasks, other errors, same schema
+        val = a.evaluate(ReptileEvalConfig(tasks=20, adapt_steps=[0, 2], split="val"), seed=0)
+        assert [r.setting for r in val] == [r.setting for r in rows]
+        assert all(v.mean != r.mean for v, r in zip(val, rows))
     else:
         assert rows[0].setting == {"way": 3, "shot": 1} and 0.0 <= rows[0].mean <= 1.0

@@ -377,8 +377,10 @@ class MAMLLearner:
     def evaluate(self, cfg: MAMLEvalConfig | None, seed: int) -> list[Row]:
         """Meta-test on held-out tasks: rows ``{method, setting: {shot, adapt_steps}, mean, se, n}``.
 
-        ``mean`` is the query MSE averaged over ``cfg.tasks`` test tasks (split ``"test"``, seed ``seed``)
-        and ``se`` its standard error. Baselines' fine-tuning rates are picked on ``"val"`` tasks.
+        ``mean`` is the query MSE averaged over ``cfg.tasks`` tasks of split ``cfg.split`` (default
+        ``"test"``; seed ``seed``) and ``se`` its standard error. Baselines' fine-tuning rates are picked on
+        ``cfg.val_tasks`` ``"val"`` tasks, or on ``"train"`` tasks when ``cfg.split`` is ``"val"``, so a rate
+        is never picked on the tasks it is reported on.
         """
         with torch_threads(self.cfg.threads):
             return self._evaluate(cfg, seed)
@@ -392,7 +394,7 @@ class MAMLLearner:
         rows: list[Row] = []
         fast, frozen = self._split()
         for shot in shots:
-            test, _, _ = self.task.split_episodes(cfg.tasks, seed, "test", shot=shot, query=query)
+            test, _, _ = self.task.split_episodes(cfg.tasks, seed, cfg.split, shot=shot, query=query)
             per_step = self._curve(self.model, fast, frozen, self.lr_spec(), test, max_steps, cfg.chunk)
             for k in steps_list:
                 rows.append(self._row(self.name, shot, k, per_step[k], {}))
@@ -405,7 +407,8 @@ class MAMLLearner:
                 baselines.append(("random-init", self._new_model(torch_gen(seed, self.name, "random-init"))))
             if not baselines:
                 continue
-            val, _, _ = self.task.split_episodes(cfg.val_tasks, seed, "val", shot=shot, query=query)
+            pick = "train" if cfg.split == "val" else "val"
+            val, _, _ = self.task.split_episodes(cfg.val_tasks, seed, pick, shot=shot, query=query)
             for method, net in baselines:
                 p = F.params_of(net)
                 val_curves = {

@@ -180,13 +180,14 @@ class ReptileRegressor:
             raise CheckpointError(f"reptile state: {e}") from None
 
     def evaluate(self, cfg: Section | None, seed: int) -> list[Row]:
-        """Rows ``reptile`` with setting ``{shot, adapt_steps}``: query MSE over held-out test tasks."""
+        """Rows ``reptile`` with setting ``{shot, adapt_steps}``: query MSE over held-out tasks of split
+        ``ecfg.split`` (default ``"test"``)."""
         ecfg = cfg if isinstance(cfg, ReptileEvalConfig) else ReptileEvalConfig()
         rows = []
         steps = sorted(set(ecfg.adapt_steps))
         with torch_threads(self.cfg.threads):
             for shot in ecfg.shots or [int(self.task.shot)]:
-                ep, _, _ = self.task.split_episodes(ecfg.tasks, seed, "test", shot=shot,
+                ep, _, _ = self.task.split_episodes(ecfg.tasks, seed, ecfg.split, shot=shot,
                                                     query=ecfg.query or int(self.task.query))
                 curve = F.adaptation_curve(
                     self.model, F.params_of(self.model), self.cfg.inner_lr, ep.support_x, ep.support_y,
